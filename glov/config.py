@@ -1,0 +1,169 @@
+"""One validated configuration: ``params.yaml`` -> frozen dataclasses.
+
+The JSON Schema in ``glov/schemas/params.schema.yaml`` is the single source of truth for keys,
+types and defaults; Snakemake (``common.smk``), DVC and ``python -m glov`` all go through
+:func:`load_params`, so a bad value is rejected once, before any job starts, with the key named.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Mapping
+
+import jsonschema
+import yaml
+
+
+class ConfigError(ValueError):
+    """A parameter is missing, of the wrong type, or impossible. The message names the key."""
+
+
+def schema() -> dict:
+    text = resources.files("glov").joinpath("schemas/params.schema.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    root: str
+    datasets: tuple[str, ...]
+    shots: int
+    val_per_class: int
+    test_per_class: int
+    seed: int
+    custom: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class VLMConfig:
+    name: str
+    arch: str | None
+    pretrained: str | None
+    device: str
+    batch_size: int
+
+
+@dataclass(frozen=True)
+class LLMConfig:
+    name: str
+    path: str | None
+    gguf_file: str | None
+    device: str
+    dtype: str
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    steps: int
+    candidates: int
+    topk: int
+    base_template: str
+    temperature: float
+    top_p: float
+    top_k: int
+    max_new_tokens: int
+
+
+@dataclass(frozen=True)
+class SteeringConfig:
+    alphas: tuple[float, ...]
+    layer: int | None
+    layer_fraction: float
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    ensemble_size: int
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    mlflow: bool
+    experiment: str
+
+
+@dataclass(frozen=True)
+class Params:
+    data: DataConfig
+    vlm: VLMConfig
+    llm: LLMConfig
+    optimizer: OptimizerConfig
+    steering: SteeringConfig
+    eval: EvalConfig
+    seeds: tuple[int, ...]
+    tracking: TrackingConfig
+
+
+def _fill_defaults(node_schema: dict, instance: Any) -> Any:
+    """Recursively add schema defaults for absent keys (jsonschema validates but never fills)."""
+    if not isinstance(instance, dict) or node_schema.get("type") != "object":
+        return instance
+    for key, sub in node_schema.get("properties", {}).items():
+        if key not in instance and "default" in sub:
+            instance[key] = copy.deepcopy(sub["default"])
+        if key in instance:
+            instance[key] = _fill_defaults(sub, instance[key])
+    return instance
+
+
+def _key_path(error: jsonschema.ValidationError) -> str:
+    parts = [str(p) for p in error.absolute_path]
+    if error.validator == "additionalProperties":
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        allowed = ", ".join(sorted(error.schema.get("properties", {})))
+        where = ".".join(parts + [extra[0] if extra else "?"])
+        return f"{where}: unknown key (allowed here: {allowed})"
+    if error.validator == "required":
+        return f"{'.'.join(parts) or '<top>'}: {error.message}"
+    return f"{'.'.join(parts) or '<top>'}: {error.message}"
+
+
+def validate(raw: Mapping[str, Any], source: str = "params.yaml") -> dict:
+    """Fill defaults and validate; return the completed plain dict or raise :class:`ConfigError`.
+
+    Errors are sorted by key so the first message is stable; all of them are reported at once.
+    """
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{source}: the top level must be a mapping of sections, got {type(raw).__name__}")
+    filled = _fill_defaults(schema(), copy.deepcopy(dict(raw)))
+    validator = jsonschema.Draft202012Validator(schema())
+    errors = sorted(validator.iter_errors(filled), key=lambda e: [str(p) for p in e.absolute_path])
+    if errors:
+        lines = "\n".join(f"  {_key_path(e)}" for e in errors)
+        raise ConfigError(f"{source} is invalid:\n{lines}")
+    return filled
+
+
+def from_dict(raw: Mapping[str, Any], source: str = "params.yaml") -> Params:
+    d = validate(raw, source)
+    return Params(
+        data=DataConfig(**{**d["data"], "datasets": tuple(d["data"]["datasets"])}),
+        vlm=VLMConfig(**d["vlm"]),
+        llm=LLMConfig(**d["llm"]),
+        optimizer=OptimizerConfig(**d["optimizer"]),
+        steering=SteeringConfig(**{**d["steering"], "alphas": tuple(float(a) for a in d["steering"]["alphas"])}),
+        eval=EvalConfig(**d["eval"]),
+        seeds=tuple(d["seeds"]),
+        tracking=TrackingConfig(**d["tracking"]),
+    )
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: no such file; copy params.yaml from the repository root")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    return from_dict(raw, str(path))
+
+
+def alpha_tag(alpha: float) -> str:
+    """Path-safe, round-trippable name for an alpha value (``0.5`` -> ``"0.5"``)."""
+    return repr(float(alpha))

@@ -1,0 +1,125 @@
+"""Datasets: a registry of dataset descriptions, layout loaders, and deterministic splits.
+
+A dataset is described by a small YAML (``glov/data/meta/<name>.yaml``, or ``data.custom`` in
+params.yaml): its one-line description (which goes into the LLM meta-prompt), its on-disk layout
+and where it lives under ``data.root``. :func:`prepare` turns that into a manifest holding the
+class names and the seeded 1-shot train / val / test image lists that every later rule reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Callable, Mapping
+
+import yaml
+
+from glov.data.splits import LabelledPools, make_splits
+
+
+class DataError(RuntimeError):
+    """A dataset is missing, incomplete or corrupt. The message names the path and the fix."""
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    description: str
+    layout: str
+    subdir: str = ""
+    image_dir: str = "."
+    split_file: str = ""
+    bundled: str = ""
+    path: str = ""  # absolute or relative path that overrides data.root/subdir (custom datasets)
+
+    def location(self, root: str | Path) -> Path:
+        return Path(self.path) if self.path else Path(root) / (self.subdir or self.name)
+
+
+Loader = Callable[[DatasetSpec, Path], LabelledPools]
+LAYOUTS: dict[str, Loader] = {}
+
+
+def register_layout(name: str) -> Callable[[Loader], Loader]:
+    def deco(fn: Loader) -> Loader:
+        LAYOUTS[name] = fn
+        return fn
+
+    return deco
+
+
+def _builtin_specs() -> dict[str, DatasetSpec]:
+    specs = {}
+    for entry in resources.files("glov.data").joinpath("meta").iterdir():
+        if entry.name.endswith(".yaml"):
+            meta = yaml.safe_load(entry.read_text())
+            specs[meta["name"]] = DatasetSpec(**meta)
+    return specs
+
+
+BUILTIN_DATASETS: dict[str, DatasetSpec] = _builtin_specs()
+
+
+def list_datasets() -> list[str]:
+    return sorted(BUILTIN_DATASETS)
+
+
+def get_dataset_spec(name: str, custom: Mapping[str, Mapping[str, str]] | None = None) -> DatasetSpec:
+    """Look a dataset up in ``data.custom`` first, then in the built-in registry."""
+    if custom and name in custom:
+        return DatasetSpec(name=name, **custom[name])
+    if name in BUILTIN_DATASETS:
+        return BUILTIN_DATASETS[name]
+    known = ", ".join(list_datasets() + sorted(custom or {}))
+    raise DataError(
+        f"unknown dataset {name!r}; known: {known}. "
+        "To add your own, declare it under data.custom in params.yaml (layout: imagefolder, path, description)."
+    )
+
+
+def load_pools(spec: DatasetSpec, root: str | Path) -> LabelledPools:
+    # layout modules register themselves on import
+    from glov.data import coop, imagefolder  # noqa: F401
+
+    location = spec.location(root)
+    if not location.is_dir():
+        raise DataError(missing_dataset_message(spec, location))
+    return LAYOUTS[spec.layout](spec, location)
+
+
+def missing_dataset_message(spec: DatasetSpec, location: Path) -> str:
+    if spec.bundled:
+        how = "it is exported by the workflow: run `snakemake --cores all` (rule export_bundled_dataset)"
+    elif spec.layout == "imagefolder":
+        how = f"put one folder per class there: {location}/<class name>/*.jpg|png"
+    else:
+        how = (
+            f"download {spec.name} in the CoOp layout (https://github.com/KaiyangZhou/CoOp/blob/main/DATASETS.md)"
+            f" so that {location / spec.image_dir} holds the images"
+            + (f" and {location / spec.split_file} the split file" if spec.split_file else "")
+        )
+    return f"dataset {spec.name!r} not found at {location}: {how}; or point data.root in params.yaml at the folder that holds it."
+
+
+def prepare(
+    name: str,
+    root: str | Path,
+    shots: int,
+    val_per_class: int,
+    test_per_class: int | None,
+    seed: int,
+    custom: Mapping[str, Mapping[str, str]] | None = None,
+) -> dict:
+    """Build the manifest of one dataset: class names, description and seeded splits."""
+    spec = get_dataset_spec(name, custom)
+    pools = load_pools(spec, root)
+    splits = make_splits(pools, shots, val_per_class, test_per_class, seed)
+    return {
+        "dataset": spec.name,
+        "description": spec.description,
+        "classnames": pools.classnames,
+        "image_root": str(pools.image_root.resolve()),
+        "seed": seed,
+        "splits": {k: [[p, int(y)] for p, y in v] for k, v in splits.items()},
+    }

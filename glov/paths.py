@@ -1,0 +1,21 @@
+"""Where every artefact lives. The Snakemake rules and the aggregation read the same patterns."""
+
+from __future__ import annotations
+
+BUNDLED_DATASET = "{root}/{subdir}"
+MANIFEST = "results/data/{dataset}/manifest.json"
+VLM_DIR = "resources/models/vlm/{vlm}"
+LLM_DIR = "resources/models/llm/{llm}"
+EMBEDDINGS = "results/embeddings/{dataset}/{vlm}/{split}.pt"
+RUN_DIR = "results/runs/{dataset}/{vlm}/{llm}/a{alpha}/s{seed}"
+STEP = RUN_DIR + "/step_{step}.json"
+SCORE = RUN_DIR + "/score.json"
+TABLE_MD = "results/tables/glov.md"
+TABLE_CSV = "results/tables/glov.csv"
+METRICS = "results/metrics.json"
+PLOT = "results/plots/{dataset}.png"
+CURVE = "results/curves/{dataset}_a{alpha}.csv"
+
+
+def step_name(step: int) -> str:
+    return f"{step:03d}"

@@ -1,0 +1,237 @@
+"""One function per workflow job. Each takes the validated params and explicit paths, so the
+Snakemake scripts stay a few lines and every job can also be run (and tested) without Snakemake.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import torch
+
+from glov import config as C
+from glov.data import DataError, get_dataset_spec, prepare
+from glov.data.splits import SplitError
+from glov.embeddings import CacheError, ImageEmbeddings, load_embeddings, save_embeddings
+from glov.io import read_json, write_json
+from glov.llm import HFLLM, LLMS, LLMError, LLMSpec, Sampling, cache_dequantised, resolve_llm
+from glov.optimizer import StepConfig, Task, init_state, step
+from glov.optimizer.state import State
+from glov.scoring import select_step, top1_accuracy, top_templates
+from glov.steering import SteeringError, resolve_layer
+from glov.tracking import job_run
+from glov.vlm import VLM, VLMS, VLMError, embed_image_files, load_vlm, resolve_vlm, text_classifier
+
+log = logging.getLogger(__name__)
+
+MODELS_DIR = Path("resources/models")
+BUNDLED_PER_CLASS = 100  # images exported per class from a bundled dataset (fixed: splits depend on it)
+
+
+USER_ERRORS = (C.ConfigError, DataError, SplitError, CacheError, VLMError, LLMError, SteeringError)
+
+
+@contextmanager
+def job(smk: Any) -> Iterator[C.Params]:
+    """Set up one Snakemake job: log (and progress bars) to its log file, torch threads, params.
+
+    Errors a user can fix end the job with their one-line message (also on the terminal), not a
+    traceback; anything else is a bug and keeps its traceback in the log.
+    """
+    terminal = sys.stderr
+    log_file = open(smk.log[0], "w", buffering=1) if smk.log else terminal
+    sys.stderr = log_file
+    logging.basicConfig(stream=log_file, level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", force=True)
+    torch.set_num_threads(max(1, int(getattr(smk, "threads", 1))))
+    try:
+        yield C.from_dict(smk.config)
+    except USER_ERRORS as exc:
+        for stream in {log_file, terminal}:
+            print(f"error: {exc}", file=stream)
+        raise SystemExit(1) from None
+    finally:
+        sys.stderr = terminal
+
+
+def check(params: C.Params) -> None:
+    """Checks that need the registries, run before any job starts (the schema cannot know them)."""
+    from glov.data import DataError
+
+    for name in params.data.datasets:
+        try:
+            get_dataset_spec(name, params.data.custom)
+        except DataError as exc:
+            raise C.ConfigError(f"data.datasets: {exc}") from None
+    if not params.vlm.arch and params.vlm.name not in VLMS:
+        raise C.ConfigError(f"vlm.name: {params.vlm.name!r} is not registered (known: {', '.join(sorted(VLMS))}); or set vlm.arch")
+    if not params.llm.path and params.llm.name not in LLMS:
+        raise C.ConfigError(f"llm.name: {params.llm.name!r} is not registered (known: {', '.join(sorted(LLMS))}); or set llm.path")
+    depth = None if params.llm.path else LLMS[params.llm.name].n_layers
+    if depth is not None and params.steering.layer is not None and params.steering.layer >= depth:
+        raise C.ConfigError(f"steering.layer: {params.steering.layer} is beyond {params.llm.name}'s depth ({depth} decoder layers: 0..{depth - 1})")
+
+
+def _track(params: C.Params, name: str, extra: dict):
+    return job_run(name, {**asdict(params), **extra}, params.tracking.mlflow, params.tracking.experiment)
+
+
+# ---------------------------------------------------------------- data
+def export_bundled_dataset(params: C.Params, dataset: str, out_dir: str | Path) -> None:
+    from glov.data.bundled import EXPORTERS
+
+    spec = get_dataset_spec(dataset, params.data.custom)
+    n = EXPORTERS[spec.bundled](out_dir, BUNDLED_PER_CLASS)
+    log.info("exported %d images of %s to %s", n, dataset, out_dir)
+
+
+def prepare_dataset(params: C.Params, dataset: str, out: str | Path) -> None:
+    d = params.data
+    with _track(params, f"prep_dataset/{dataset}", {"dataset": dataset}) as tracker:
+        manifest = prepare(dataset, d.root, d.shots, d.val_per_class, d.test_per_class, d.seed, d.custom)
+        write_json(out, manifest)
+        tracker.log_metrics({f"n_{k}": len(v) for k, v in manifest["splits"].items()} | {"n_classes": len(manifest["classnames"])})
+
+
+# ---------------------------------------------------------------- models
+def vlm_spec(params: C.Params):
+    return resolve_vlm(params.vlm.name, params.vlm.arch, params.vlm.pretrained, MODELS_DIR / "vlm")
+
+
+def build_vlm(params: C.Params, out_dir: str | Path) -> None:
+    from glov.lab_vlm import BUILDERS
+
+    BUILDERS[vlm_spec(params).builder](out_dir, seed=0)
+
+
+def llm_spec(params: C.Params) -> LLMSpec:
+    """GGUF models are loaded from their dequantised cache (rule cache_llm) once it exists."""
+    spec = resolve_llm(params.llm.name, params.llm.path, params.llm.gguf_file)
+    cached = MODELS_DIR / "llm" / params.llm.name
+    return LLMSpec(str(cached), None, spec.wheel, spec.n_layers) if spec.gguf_file and cached.is_dir() else spec
+
+
+def cache_llm(params: C.Params, out_dir: str | Path) -> None:
+    cache_dequantised(resolve_llm(params.llm.name, params.llm.path, params.llm.gguf_file), out_dir)
+
+
+# ---------------------------------------------------------------- embeddings
+def _image_paths(manifest: dict, split: str) -> list[str]:
+    return [p for p, _ in manifest["splits"][split]]
+
+
+def embed_images(params: C.Params, manifest_path: str | Path, split: str, out: str | Path) -> None:
+    manifest = read_json(manifest_path)
+    with _track(params, f"embed_images/{manifest['dataset']}/{split}", {"dataset": manifest["dataset"], "split": split}) as tracker:
+        vlm = load_vlm(vlm_spec(params), params.vlm.device)
+        paths = _image_paths(manifest, split)
+        root = Path(manifest["image_root"])
+        feats = embed_image_files(vlm, [root / p for p in paths], params.vlm.batch_size, desc=f"embed {manifest['dataset']}/{split}")
+        labels = torch.tensor([y for _, y in manifest["splits"][split]], dtype=torch.long)
+        save_embeddings(out, ImageEmbeddings(feats, labels, paths))
+        tracker.log_metrics({"n_images": len(paths)})
+
+
+def _load_split(manifest: dict, split: str, path: str | Path) -> ImageEmbeddings:
+    return load_embeddings(path, _image_paths(manifest, split))
+
+
+class TemplateFitness:
+    """Top-1 accuracy (%) of one template on a cached split; text embeddings cached in the VLM."""
+
+    def __init__(self, vlm: VLM, classnames: Sequence[str], emb: ImageEmbeddings):
+        self.vlm, self.classnames, self.emb = vlm, list(classnames), emb
+
+    def __call__(self, template: str | Sequence[str]) -> float:
+        templates = [template] if isinstance(template, str) else list(template)
+        return top1_accuracy(self.emb.features, self.emb.labels, text_classifier(self.vlm, self.classnames, templates))
+
+
+# ---------------------------------------------------------------- optimisation
+def step_config(params: C.Params, alpha: float, seed: int, n_layers: int) -> StepConfig:
+    o = params.optimizer
+    sampling = Sampling(o.temperature, o.top_p, o.top_k, o.max_new_tokens)
+    layer = resolve_layer(params.steering.layer, params.steering.layer_fraction, n_layers)
+    return StepConfig(o.candidates, o.topk, sampling, alpha, layer, seed)
+
+
+def run_step(
+    params: C.Params, manifest_path: str | Path, train_emb: str | Path, alpha: float, seed: int, step_index: int,
+    previous: str | Path | None, out: str | Path,
+) -> None:
+    """Step 0 scores the base template; step n > 0 continues from step n-1's state."""
+    manifest = read_json(manifest_path)
+    name = f"glov_step/{manifest['dataset']}/a{alpha}/s{seed}/{step_index:03d}"
+    with _track(params, name, {"dataset": manifest["dataset"], "alpha": alpha, "seed": seed, "step": step_index}) as tracker:
+        vlm = load_vlm(vlm_spec(params), params.vlm.device)
+        fitness = TemplateFitness(vlm, manifest["classnames"], _load_split(manifest, "train", train_emb))
+        if step_index == 0:
+            state, record = init_state(params.optimizer.base_template, fitness)
+        else:
+            state = State.from_dict(read_json(previous)["state"])
+            llm = HFLLM.load(llm_spec(params), params.llm.device, params.llm.dtype)
+            task = Task(manifest["dataset"], manifest["description"])
+            state, record = step(state, llm, fitness, task, step_config(params, alpha, seed, llm.n_layers))
+        write_json(out, record)
+        tracker.log_metrics(
+            {"best_train_acc": state.best.accuracy, "history_size": len(state.history), "failures_total": state.failures,
+             "n_failed": record.get("n_failed", 0), "steering_norm": record.get("steering", {}).get("norm", 0.0)},
+            step=step_index,
+        )
+        tracker.log_artifact(out)
+
+
+# ---------------------------------------------------------------- scoring
+def score_run(
+    params: C.Params, manifest_path: str | Path, final_step: str | Path, embeddings: dict[str, str | Path], out: str | Path
+) -> None:
+    """Per step: top-k ensemble of the history so far on train and val; the best val step goes to test."""
+    manifest = read_json(manifest_path)
+    state = State.from_dict(read_json(final_step)["state"])
+    with _track(params, f"score/{manifest['dataset']}/{Path(final_step).parent.name}", {"dataset": manifest["dataset"]}) as tracker:
+        vlm = load_vlm(vlm_spec(params), params.vlm.device)
+        fit = {s: TemplateFitness(vlm, manifest["classnames"], _load_split(manifest, s, embeddings[s])) for s in ("train", "val", "test")}
+        k = params.eval.ensemble_size
+        curve, templates_by_step, val_by_step = [], {}, {}
+        for s in range(state.step + 1):
+            templates = top_templates(state.history, k, s)
+            best_so_far = max(c.accuracy for c in state.history if c.step <= s)
+            templates_by_step[s] = templates
+            val_by_step[s] = fit["val"](templates)
+            curve.append({"step": s, "best_train": best_so_far, "topk_train": fit["train"](templates), "topk_val": val_by_step[s]})
+            tracker.log_metrics({k_: v for k_, v in curve[-1].items() if k_ != "step"}, step=s)
+        chosen = select_step(val_by_step, templates_by_step)
+        base = params.optimizer.base_template
+        result = {
+            "dataset": manifest["dataset"],
+            "chosen_step": chosen.step,
+            "templates": chosen.templates,
+            "val_acc": chosen.val_accuracy,
+            "test_acc": fit["test"](chosen.templates),
+            "s_temp": {"template": base, "val_acc": fit["val"](base), "test_acc": fit["test"](base)},
+            "failures": state.failures,
+            "curve": curve,
+        }
+        write_json(out, result)
+        tracker.log_metrics({"test_acc": result["test_acc"], "val_acc": result["val_acc"], "s_temp_test_acc": result["s_temp"]["test_acc"]})
+
+
+# ---------------------------------------------------------------- tables
+def aggregate_tables(params: C.Params, entries: Sequence[tuple[str, float, int]], score_paths: Sequence[str]) -> None:
+    """``entries[i]`` = (dataset, alpha, seed) of ``score_paths[i]``."""
+    from glov import paths, tables
+
+    spec = vlm_spec(params)
+    header = (
+        f"# GLOV results: test top-1 accuracy (%)\n\n"
+        f"VLM: {spec.label or params.vlm.name}. LLM: {params.llm.name}. Steps: {params.optimizer.steps}, "
+        f"{params.optimizer.candidates} candidates per step, alphas {list(params.steering.alphas)}, seeds {list(params.seeds)}."
+        f" Mean ± std over seeds where there are several."
+    )
+    tables.aggregate(
+        [(d, a, s, p) for (d, a, s), p in zip(entries, score_paths)],
+        list(params.data.datasets), header, paths.TABLE_MD, paths.TABLE_CSV, paths.METRICS, paths.PLOT, paths.CURVE,
+    )

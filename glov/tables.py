@@ -1,0 +1,145 @@
+"""Aggregation: per-run scores -> method x dataset tables, DVC metrics, curves and plots.
+
+Method selection happens here, on val only: "GLOV" is the alpha > 0 with the best val accuracy
+(ties -> smaller alpha), per dataset and seed; "GLOV w/o guidance" is alpha = 0.
+"""
+
+from __future__ import annotations
+
+import io
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Mapping
+
+from glov.io import read_json, write_json, write_text
+
+S_TEMP, GLOV_WO, GLOV = "s_temp", "glov_wo_guidance", "glov"
+LABELS = {S_TEMP: "S-TEMP (a photo of a {}.)", GLOV_WO: "GLOV w/o guidance (alpha=0)", GLOV: "GLOV (alpha chosen on val)"}
+
+
+@dataclass(frozen=True)
+class RunScore:
+    dataset: str
+    alpha: float
+    seed: int
+    score: Mapping
+
+
+def load_scores(entries: Iterable[tuple[str, float, int, str | Path]]) -> list[RunScore]:
+    return [RunScore(d, float(a), int(s), read_json(p)) for d, a, s, p in entries]
+
+
+def per_seed_results(scores: list[RunScore]) -> dict[str, dict[str, dict[int, float]]]:
+    """method -> dataset -> seed -> test accuracy."""
+    out: dict[str, dict[str, dict[int, float]]] = {S_TEMP: {}, GLOV_WO: {}, GLOV: {}}
+    keys = sorted({(r.dataset, r.seed) for r in scores})
+    for dataset, seed in keys:
+        runs = sorted((r for r in scores if r.dataset == dataset and r.seed == seed), key=lambda r: r.alpha)
+        out[S_TEMP].setdefault(dataset, {})[seed] = runs[0].score["s_temp"]["test_acc"]
+        for r in runs:
+            if r.alpha == 0:
+                out[GLOV_WO].setdefault(dataset, {})[seed] = r.score["test_acc"]
+        guided = [r for r in runs if r.alpha > 0]
+        if guided:
+            best = max(guided, key=lambda r: (r.score["val_acc"], -r.alpha))
+            out[GLOV].setdefault(dataset, {})[seed] = best.score["test_acc"]
+    return {m: v for m, v in out.items() if v}
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def summary_rows(results: Mapping[str, Mapping[str, Mapping[int, float]]], datasets: list[str]) -> list[dict]:
+    rows = []
+    for method, by_dataset in results.items():
+        for dataset in datasets:
+            seeds = by_dataset.get(dataset, {})
+            if seeds:
+                m, s = mean_std([seeds[k] for k in sorted(seeds)])
+                rows.append({"method": method, "dataset": dataset, "mean": round(m, 2), "std": round(s, 2), "n_seeds": len(seeds)})
+        means = [r["mean"] for r in rows if r["method"] == method]
+        if len(means) == len(datasets):
+            rows.append({"method": method, "dataset": "mean", "mean": round(statistics.fmean(means), 2), "std": 0.0, "n_seeds": 0})
+    return rows
+
+
+def to_csv(rows: list[dict]) -> str:
+    out = io.StringIO()
+    out.write("method,dataset,mean,std,n_seeds\n")
+    for r in rows:
+        out.write(f"{r['method']},{r['dataset']},{r['mean']:.2f},{r['std']:.2f},{r['n_seeds']}\n")
+    return out.getvalue()
+
+
+def to_markdown(rows: list[dict], datasets: list[str], header: str) -> str:
+    cols = datasets + ["mean"]
+    lines = [header, "", "| method | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+    for method in dict.fromkeys(r["method"] for r in rows):
+        cells = []
+        for col in cols:
+            r = next((r for r in rows if r["method"] == method and r["dataset"] == col), None)
+            cells.append("-" if r is None else f"{r['mean']:.1f}" + (f" ± {r['std']:.1f}" if r["n_seeds"] > 1 else ""))
+        lines.append(f"| {LABELS[method]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def metrics(rows: list[dict]) -> dict[str, float]:
+    return {f"{r['method']}/{r['dataset']}/test_acc": r["mean"] for r in rows}
+
+
+def curves(scores: list[RunScore], dataset: str, alpha: float) -> list[dict]:
+    """Seed-mean optimisation curve of one (dataset, alpha)."""
+    runs = [r.score["curve"] for r in scores if r.dataset == dataset and r.alpha == alpha]
+    steps = min(len(c) for c in runs)
+    keys = ("best_train", "topk_train", "topk_val")
+    return [{"step": s, **{k: round(statistics.fmean(c[s][k] for c in runs), 4) for k in keys}} for s in range(steps)]
+
+
+def curve_csv(points: list[dict]) -> str:
+    return "step,best_train,topk_train,topk_val\n" + "".join(
+        f"{p['step']},{p['best_train']:.4f},{p['topk_train']:.4f},{p['topk_val']:.4f}\n" for p in points
+    )
+
+
+def plot_curves(by_alpha: Mapping[float, list[dict]], dataset: str, out: str | Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from glov.io import atomic_path
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
+    for i, (alpha, points) in enumerate(sorted(by_alpha.items())):
+        steps = [p["step"] for p in points]
+        color = f"C{i}"
+        ax.plot(steps, [p["best_train"] for p in points], color=color, label=f"alpha={alpha}: best so far (train)")
+        ax.plot(steps, [p["topk_train"] for p in points], color=color, linestyle="--", label=f"alpha={alpha}: top-k ensemble (train)")
+        ax.plot(steps, [p["topk_val"] for p in points], color=color, linestyle=":", label=f"alpha={alpha}: top-k ensemble (val)")
+    ax.set_xlabel("optimisation step")
+    ax.set_ylabel("top-1 accuracy (%)")
+    ax.set_title(f"GLOV on {dataset}")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", metadata={"Software": None})
+    plt.close(fig)
+
+
+def aggregate(
+    entries: list[tuple[str, float, int, str | Path]], datasets: list[str], header: str,
+    table_md: str | Path, table_csv: str | Path, metrics_json: str | Path, plot_pattern: str, curve_pattern: str,
+) -> None:
+    scores = load_scores(entries)
+    rows = summary_rows(per_seed_results(scores), datasets)
+    write_text(table_md, to_markdown(rows, datasets, header))
+    write_text(table_csv, to_csv(rows))
+    write_json(metrics_json, metrics(rows))
+    for dataset in datasets:
+        alphas = sorted({r.alpha for r in scores if r.dataset == dataset})
+        by_alpha = {a: curves(scores, dataset, a) for a in alphas}
+        for a, points in by_alpha.items():
+            write_text(curve_pattern.format(dataset=dataset, alpha=a), curve_csv(points))
+        plot_curves(by_alpha, dataset, plot_pattern.format(dataset=dataset))

@@ -1,0 +1,170 @@
+"""MLflow provenance: one parent run per workflow invocation, one child run per job.
+
+The parent run is started by Snakemake's ``onstart`` handler and its id handed to jobs through
+the environment (``GLOV_MLFLOW_PARENT_RUN_ID``); each job opens a child run, logs its params,
+metrics per step and artefacts, and is marked FAILED if the job raises. The tracking URI is an
+absolute sqlite path in the project (``mlflow.db``) unless ``MLFLOW_TRACKING_URI`` is set.
+Library code defaults to :class:`NullTracker`; tracking never decides whether work is kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import subprocess
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, TypeVar
+
+log = logging.getLogger(__name__)
+
+PARENT_ENV = "GLOV_MLFLOW_PARENT_RUN_ID"
+T = TypeVar("T")
+
+
+class NullTracker:
+    """Does nothing: the default, and what a job falls back to if MLflow is unreachable."""
+
+    run_id: str | None = None
+
+    def log_params(self, params: Mapping[str, Any]) -> None: ...
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None: ...
+
+    def log_artifact(self, path: str | Path) -> None: ...
+
+    def set_tags(self, tags: Mapping[str, str]) -> None: ...
+
+
+def tracking_uri(root: str | Path = ".") -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(Path(root).resolve() / 'mlflow.db').as_posix()}"
+
+
+def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    out: dict[str, str] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping) and v:
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = json.dumps(v) if not isinstance(v, str) else v
+    return out
+
+
+def params_hash(params: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def git_commit(root: str | Path = ".") -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _retry(fn: Callable[[], T], tries: int = 6) -> T:
+    """sqlite allows one writer: concurrent jobs may see 'database is locked' for a moment."""
+    for i in range(tries):
+        try:
+            return fn()
+        except Exception as exc:  # MlflowException / sqlalchemy OperationalError
+            if i == tries - 1 or "locked" not in str(exc).lower():
+                raise
+            time.sleep(0.2 * 2**i)
+    raise AssertionError("unreachable")
+
+
+class MlflowTracker:
+    def __init__(self, client: Any, run_id: str):
+        self.client = client
+        self.run_id = run_id
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, v[:6000]) for k, v in sorted(flatten(params).items())]
+        for i in range(0, len(items), 100):
+            _retry(lambda: self.client.log_batch(self.run_id, params=items[i : i + 100]))
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [Metric(k.replace("/", "."), float(v), now, step or 0) for k, v in sorted(metrics.items())]
+        _retry(lambda: self.client.log_batch(self.run_id, metrics=items))
+
+    def log_artifact(self, path: str | Path) -> None:
+        _retry(lambda: self.client.log_artifact(self.run_id, str(path)))
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        for k, v in tags.items():
+            _retry(lambda: self.client.set_tag(self.run_id, k, v))
+
+
+def _client_and_experiment(experiment: str, root: str | Path) -> tuple[Any, str]:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri(root))
+    found = _retry(lambda: client.get_experiment_by_name(experiment))
+    if found is not None:
+        return client, found.experiment_id
+    try:
+        artifacts = (Path(root).resolve() / "mlartifacts").as_uri()
+        return client, _retry(lambda: client.create_experiment(experiment, artifact_location=artifacts))
+    except Exception:  # another job created it first
+        return client, _retry(lambda: client.get_experiment_by_name(experiment)).experiment_id
+
+
+def start_workflow_run(params: Mapping[str, Any], experiment: str, root: str | Path = ".") -> str | None:
+    """Open the parent run and export its id to the jobs this process starts."""
+    try:
+        client, exp_id = _client_and_experiment(experiment, root)
+        tags = {"mlflow.runName": "snakemake", "git_commit": git_commit(root), "params_hash": params_hash(params)}
+        run = _retry(lambda: client.create_run(exp_id, tags=tags))
+        MlflowTracker(client, run.info.run_id).log_params(params)
+    except Exception as exc:
+        log.warning("MLflow tracking disabled for this invocation: %s", exc)
+        return None
+    os.environ[PARENT_ENV] = run.info.run_id
+    return run.info.run_id
+
+
+def end_workflow_run(status: str, root: str | Path = ".") -> None:
+    run_id = os.environ.get(PARENT_ENV)
+    if not run_id:
+        return
+    try:
+        from mlflow.tracking import MlflowClient
+
+        _retry(lambda: MlflowClient(tracking_uri=tracking_uri(root)).set_terminated(run_id, status))
+    except Exception as exc:
+        log.warning("could not close MLflow run %s: %s", run_id, exc)
+
+
+@contextmanager
+def job_run(name: str, params: Mapping[str, Any], enabled: bool, experiment: str, root: str | Path = ".") -> Iterator[NullTracker | MlflowTracker]:
+    """A child run for one job; FAILED if the body raises (the exception propagates)."""
+    if not enabled:
+        yield NullTracker()
+        return
+    try:
+        client, exp_id = _client_and_experiment(experiment, root)
+        tags = {"mlflow.runName": name, "git_commit": git_commit(root), "params_hash": params_hash(params)}
+        if os.environ.get(PARENT_ENV):
+            tags["mlflow.parentRunId"] = os.environ[PARENT_ENV]
+        tracker: NullTracker | MlflowTracker = MlflowTracker(client, _retry(lambda: client.create_run(exp_id, tags=tags)).info.run_id)
+        tracker.log_params(params)
+    except Exception as exc:
+        log.warning("MLflow unavailable, job %s runs untracked: %s", name, exc)
+        yield NullTracker()
+        return
+    try:
+        yield tracker
+    except BaseException:
+        _retry(lambda: client.set_terminated(tracker.run_id, "FAILED"))
+        raise
+    _retry(lambda: client.set_terminated(tracker.run_id, "FINISHED"))

@@ -1,0 +1,149 @@
+"""CLIP-style dual encoders through open_clip, addressed by a short name or an explicit arch/tag.
+
+``VLMS`` maps a short name (used in result paths) to an open_clip architecture and a pretrained
+tag. Local models use open_clip's own ``local-dir:`` schema (``open_clip_config.json`` +
+``open_clip_model.safetensors``), so a model built by the workflow and a model a user downloads
+go through the same loading code. All embeddings returned here are L2-normalised.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
+
+from glov.data import DataError
+
+log = logging.getLogger(__name__)
+
+LOCAL_DIR = "local-dir:"
+
+
+class VLMError(RuntimeError):
+    """A VLM cannot be resolved or loaded. The message names the fix."""
+
+
+@dataclass(frozen=True)
+class VLMSpec:
+    arch: str
+    pretrained: str | None = None
+    builder: str = ""  # name of a glov builder when the workflow makes the model itself
+    label: str = ""  # how tables name it
+
+
+VLMS: dict[str, VLMSpec] = {}
+
+
+def register_vlm(name: str, spec: VLMSpec) -> None:
+    VLMS[name] = spec
+
+
+def list_vlms() -> list[str]:
+    return sorted(VLMS)
+
+
+for _name, _arch in [("vit-b-32", "ViT-B-32"), ("vit-b-16", "ViT-B-16"), ("vit-l-14", "ViT-L-14")]:
+    register_vlm(_name, VLMSpec(_arch, "openai", label=f"CLIP {_arch} (openai)"))
+register_vlm(
+    "lab-minilm-untrained",
+    VLMSpec(
+        LOCAL_DIR + "{models_dir}/lab-minilm-untrained",
+        builder="untrained_minilm",
+        label="lab: MiniLM text tower + UNTRAINED image tower (accuracies are chance level)",
+    ),
+)
+
+
+def resolve_vlm(name: str, arch: str | None, pretrained: str | None, models_dir: str | Path) -> VLMSpec:
+    """Explicit ``arch``/``pretrained`` win; otherwise ``name`` must be registered."""
+    if arch:
+        return VLMSpec(arch, pretrained, label=name)
+    if name not in VLMS:
+        raise VLMError(
+            f"vlm.name {name!r} is not registered (known: {', '.join(list_vlms())}); "
+            "or set vlm.arch (an open_clip model name, or local-dir:/path) and vlm.pretrained (a tag or checkpoint)"
+        )
+    spec = VLMS[name]
+    return VLMSpec(spec.arch.format(models_dir=Path(models_dir).resolve()), spec.pretrained, spec.builder, spec.label or name)
+
+
+class VLM:
+    """A loaded dual encoder with a per-text embedding cache (a seen template costs nothing)."""
+
+    def __init__(self, model: torch.nn.Module, preprocess: Callable, tokenizer: Callable, device: str = "cpu"):
+        self.model = model.eval()
+        self.preprocess = preprocess
+        self.tokenizer = tokenizer
+        self.device = device
+        self._text_cache: dict[str, torch.Tensor] = {}
+
+    @torch.inference_mode()
+    def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.model.encode_image(pixels.to(self.device)).float(), dim=-1).cpu()
+
+    @torch.inference_mode()
+    def encode_texts(self, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
+        todo = list(dict.fromkeys(t for t in texts if t not in self._text_cache))
+        for i in range(0, len(todo), batch_size):
+            chunk = todo[i : i + batch_size]
+            emb = self.model.encode_text(self.tokenizer(chunk).to(self.device)).float()
+            for text, e in zip(chunk, F.normalize(emb, dim=-1).cpu()):
+                self._text_cache[text] = e
+        return torch.stack([self._text_cache[t] for t in texts])
+
+
+def load_vlm(spec: VLMSpec, device: str = "cpu") -> VLM:
+    import open_clip
+
+    if spec.arch.startswith(LOCAL_DIR):
+        folder = Path(spec.arch[len(LOCAL_DIR) :])
+        if not (folder / "open_clip_config.json").exists():
+            fix = (
+                "it is built by the workflow (rule build_vlm): run `snakemake --cores all`"
+                if spec.builder
+                else "put open_clip_config.json and open_clip_model.safetensors there"
+            )
+            raise VLMError(f"no open_clip model at {folder}: {fix}")
+    try:
+        model, _, preprocess = open_clip.create_model_and_transforms(
+            spec.arch, pretrained=spec.pretrained, device=device, pretrained_text=False
+        )
+        tokenizer = open_clip.get_tokenizer(spec.arch)
+    except (RuntimeError, FileNotFoundError, ValueError) as exc:
+        raise VLMError(
+            f"cannot load open_clip model {spec.arch!r} (pretrained={spec.pretrained!r}): {exc}. "
+            "Tags need the internet once (then they are cached); offline, point vlm.pretrained at a local checkpoint."
+        ) from None
+    return VLM(model, preprocess, tokenizer, device)
+
+
+def text_classifier(vlm: VLM, classnames: Sequence[str], templates: Sequence[str]) -> torch.Tensor:
+    """[C, D] class weights: per class, mean of normalised template embeddings, re-normalised."""
+    texts = [t.format(c) for c in classnames for t in templates]
+    emb = vlm.encode_texts(texts).view(len(classnames), len(templates), -1)
+    return F.normalize(emb.mean(dim=1), dim=-1)
+
+
+def _open_image(path: Path) -> Image.Image:
+    try:
+        with Image.open(path) as im:
+            return im.convert("RGB")
+    except FileNotFoundError:
+        raise DataError(f"image {path} is missing; restore it, or re-run prep_dataset (delete its manifest) to re-list the images") from None
+    except (UnidentifiedImageError, OSError) as exc:
+        raise DataError(f"image {path} is corrupt or not an image ({exc}); replace or delete it, then re-run prep_dataset") from None
+
+
+def embed_image_files(vlm: VLM, paths: Sequence[Path], batch_size: int = 64, desc: str = "embed") -> torch.Tensor:
+    """Normalised image embeddings [N, D], in the order of ``paths``."""
+    chunks = []
+    for i in tqdm(range(0, len(paths), batch_size), desc=desc, unit="batch", disable=None):
+        pixels = torch.stack([vlm.preprocess(_open_image(p)) for p in paths[i : i + batch_size]])
+        chunks.append(vlm.encode_images(pixels))
+    return torch.cat(chunks) if chunks else torch.empty(0)

@@ -1,0 +1,73 @@
+import pytest
+
+from glov import config as C
+from glov.pipeline import check
+
+
+def test_defaults_are_filled_and_frozen():
+    p = C.from_dict({})
+    assert p.optimizer.steps == 5 and p.optimizer.candidates == 10 and p.optimizer.topk == 5
+    assert p.steering.alphas == (0.0, 1.0) and p.steering.layer is None
+    assert p.data.datasets == ("animal_mnist",)
+    with pytest.raises(Exception):
+        p.optimizer.steps = 3  # frozen
+
+
+def test_repository_params_yaml_is_valid():
+    from conftest import REPO
+
+    p = C.load_params(REPO / "params.yaml")
+    check(p)
+    assert p.llm.name == "smollm2-135m-instruct"
+
+
+@pytest.mark.parametrize(
+    "raw, key",
+    [
+        ({"optimizer": {"stepz": 3}}, "optimizer.stepz: unknown key"),
+        ({"bogus": 1}, "bogus: unknown key"),
+        ({"optimizer": {"steps": 0}}, "optimizer.steps"),
+        ({"optimizer": {"steps": "ten"}}, "optimizer.steps"),
+        ({"steering": {"alphas": [-0.5]}}, "steering.alphas.0"),
+        ({"optimizer": {"base_template": "no placeholder"}}, "optimizer.base_template"),
+        ({"optimizer": {"top_p": 1.5}}, "optimizer.top_p"),
+        ({"llm": {"dtype": "int3"}}, "llm.dtype"),
+    ],
+)
+def test_bad_values_name_the_key(raw, key):
+    with pytest.raises(C.ConfigError) as err:
+        C.from_dict(raw)
+    assert key in str(err.value)
+
+
+def test_registry_checks_name_the_key():
+    with pytest.raises(C.ConfigError, match=r"steering.layer: 30 is beyond smollm2-135m-instruct's depth \(30"):
+        check(C.from_dict({"steering": {"layer": 30}}))
+    with pytest.raises(C.ConfigError, match=r"data.datasets: unknown dataset 'nope'"):
+        check(C.from_dict({"data": {"datasets": ["nope"]}}))
+    with pytest.raises(C.ConfigError, match="vlm.name"):
+        check(C.from_dict({"vlm": {"name": "nope"}}))
+    with pytest.raises(C.ConfigError, match="llm.name"):
+        check(C.from_dict({"llm": {"name": "nope"}}))
+
+
+def test_load_params_reports_missing_and_malformed_files(tmp_path):
+    with pytest.raises(C.ConfigError, match="no such file"):
+        C.load_params(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data: [unclosed\n")
+    with pytest.raises(C.ConfigError, match="not valid YAML"):
+        C.load_params(bad)
+    bad.write_text("- a list\n")
+    with pytest.raises(C.ConfigError, match="mapping"):
+        C.load_params(bad)
+
+
+def test_cli_validate_prints_error_without_traceback(tmp_path, capsys):
+    from glov.cli import main
+
+    f = tmp_path / "p.yaml"
+    f.write_text("optimizer: {steps: -1}\n")
+    assert main(["validate", "--params", str(f)]) == 1
+    err = capsys.readouterr().err
+    assert "optimizer.steps" in err and "Traceback" not in err

@@ -1,0 +1,84 @@
+import json
+
+import pytest
+
+from conftest import write_imagefolder
+from glov.data import DataError, get_dataset_spec, list_datasets, prepare
+from glov.data.splits import SplitError
+
+
+def manifest_for(root, **kw):
+    args = dict(shots=1, val_per_class=2, test_per_class=3, seed=0, custom={"toy": {"layout": "imagefolder", "path": str(root), "description": "toy"}})
+    args.update(kw)
+    return prepare("toy", root.parent, **args)
+
+
+def test_imagefolder_splits_are_deterministic_disjoint_and_sized(tmp_path):
+    root = write_imagefolder(tmp_path / "toy", {"red_fox": 8, "cat": 8})
+    m = manifest_for(root)
+    assert m["classnames"] == ["cat", "red fox"]  # sorted folders, underscores become spaces
+    sizes = {k: len(v) for k, v in m["splits"].items()}
+    assert sizes == {"train": 2, "val": 4, "test": 6}
+    paths = [p for split in m["splits"].values() for p, _ in split]
+    assert len(paths) == len(set(paths))  # no image in two splits
+    assert manifest_for(root) == m  # same seed, same splits
+    assert manifest_for(root, seed=1)["splits"] != m["splits"]
+
+
+def test_splits_do_not_depend_on_listing_order(tmp_path):
+    root = write_imagefolder(tmp_path / "toy", {"a": 6, "b": 6})
+    first = manifest_for(root)
+    # renaming files changes the order of iterdir but sorted()+seeded shuffle gives the same result
+    for p in sorted((root / "a").iterdir(), reverse=True):
+        p.rename(p.with_name("z" + p.name))
+        p.with_name("z" + p.name).rename(p)
+    assert manifest_for(root) == first
+
+
+def test_missing_dataset_names_path_and_fix(tmp_path):
+    with pytest.raises(DataError) as err:
+        prepare("oxford_pets", tmp_path, 1, 1, 1, 0)
+    msg = str(err.value)
+    assert str(tmp_path / "oxford_pets") in msg and "split_zhou_OxfordPets.json" in msg and "CoOp" in msg
+    with pytest.raises(DataError, match="rule export_bundled_dataset"):
+        prepare("animal_mnist", tmp_path, 1, 1, 1, 0)
+
+
+def test_empty_class_folder_and_too_few_images_are_reported(tmp_path):
+    root = write_imagefolder(tmp_path / "toy", {"a": 5})
+    (root / "empty").mkdir()
+    with pytest.raises(DataError, match="empty holds no images"):
+        manifest_for(root)
+    (root / "empty").rmdir()
+    with pytest.raises(SplitError, match="class 'a' has 5 training image"):
+        manifest_for(root, val_per_class=5)
+
+
+def test_coop_json_layout(tmp_path):
+    root = tmp_path / "oxford_pets"
+    write_imagefolder(root / "images", {"x": 1})
+    split = {s: [[f"img_{s}_{i}_{c}.jpg", c, ["abyssinian", "basset_hound"][c]] for c in (0, 1) for i in range(3)] for s in ("train", "val", "test")}
+    (root / "split_zhou_OxfordPets.json").write_text(json.dumps(split))
+    m = prepare("oxford_pets", tmp_path, 2, 1, None, 0)
+    assert m["classnames"] == ["abyssinian", "basset hound"]
+    assert {k: len(v) for k, v in m["splits"].items()} == {"train": 4, "val": 2, "test": 6}
+    assert all(p.startswith("img_train") for p, _ in m["splits"]["train"])
+    assert all(p.startswith("img_test") for p, _ in m["splits"]["test"])
+
+
+def test_registry_lists_paper_datasets_and_names_unknown():
+    assert {"imagenet", "eurosat", "dtd", "oxford_pets", "animal_mnist", "resisc45"} <= set(list_datasets())
+    assert len(list_datasets()) == 17
+    with pytest.raises(DataError, match="known: "):
+        get_dataset_spec("imagenet-typo")
+
+
+def test_bundled_animal_mnist_export(tmp_path):
+    from glov.data.bundled import ANIMAL_MNIST_CLASSES, export_animal_mnist
+
+    assert export_animal_mnist(tmp_path, 3) == 30
+    assert sorted(p.name for p in tmp_path.iterdir()) == ANIMAL_MNIST_CLASSES
+    from PIL import Image
+
+    with Image.open(tmp_path / "zebra" / "0000.png") as im:
+        assert im.size == (28, 28)

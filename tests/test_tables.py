@@ -1,0 +1,54 @@
+import json
+
+from glov.tables import aggregate, per_seed_results, summary_rows, to_markdown
+
+
+def score(test, val, s_temp_test, curve_len=3):
+    return {"test_acc": test, "val_acc": val, "s_temp": {"test_acc": s_temp_test, "val_acc": 0.0},
+            "curve": [{"step": s, "best_train": 10.0 + s, "topk_train": 9.0 + s, "topk_val": 8.0 + s} for s in range(curve_len)]}
+
+
+def write_scores(tmp_path):
+    entries = []
+    table = {  # (alpha, seed) -> (test, val)
+        (0.0, 0): (50.0, 40.0), (0.0, 1): (54.0, 41.0),
+        (0.5, 0): (60.0, 45.0), (0.5, 1): (62.0, 46.0),
+        (1.0, 0): (99.0, 44.0), (1.0, 1): (70.0, 47.0),  # alpha=1 wins on val only for seed 1
+    }
+    for (alpha, seed), (test, val) in table.items():
+        p = tmp_path / f"a{alpha}_s{seed}.json"
+        p.write_text(json.dumps(score(test, val, 40.0 + seed)))
+        entries.append(("pets", alpha, seed, p))
+    return entries
+
+
+def test_alpha_is_chosen_on_val_per_seed_and_seeds_are_averaged(tmp_path):
+    from glov.tables import load_scores
+
+    results = per_seed_results(load_scores(write_scores(tmp_path)))
+    assert results["glov"]["pets"] == {0: 60.0, 1: 70.0}  # never the test-best 99.0
+    assert results["glov_wo_guidance"]["pets"] == {0: 50.0, 1: 54.0}
+    assert results["s_temp"]["pets"] == {0: 40.0, 1: 41.0}
+    rows = summary_rows(results, ["pets"])
+    glov = next(r for r in rows if r["method"] == "glov" and r["dataset"] == "pets")
+    assert (glov["mean"], glov["std"], glov["n_seeds"]) == (65.0, 7.07, 2)
+    md = to_markdown(rows, ["pets"], "# t")
+    assert "| GLOV (alpha chosen on val) | 65.0 ± 7.1 | 65.0 |" in md
+
+
+def test_aggregate_writes_all_outputs_byte_identically(tmp_path):
+    entries = write_scores(tmp_path)
+    out = tmp_path / "out"
+
+    def go():
+        aggregate(entries, ["pets"], "# header", out / "t.md", out / "t.csv", out / "m.json",
+                  str(out / "plots/{dataset}.png"), str(out / "curves/{dataset}_a{alpha}.csv"))
+        return {p.name: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+    first = go()
+    assert set(first) == {"t.md", "t.csv", "m.json", "pets.png", "pets_a0.0.csv", "pets_a0.5.csv", "pets_a1.0.csv"}
+    assert json.loads(first["m.json"])["glov/pets/test_acc"] == 65.0
+    assert json.loads(first["m.json"])["s_temp/mean/test_acc"] == 40.5
+    assert first["pets_a0.5.csv"].decode().splitlines()[1] == "0,10.0000,9.0000,8.0000"
+    assert first["pets.png"][:8] == b"\x89PNG\r\n\x1a\n"
+    assert go() == first

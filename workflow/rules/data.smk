@@ -1,0 +1,49 @@
+rule export_bundled_dataset:
+    output:
+        directory(f"{PARAMS.data.root}/{{subdir}}"),
+    log:
+        "logs/export_bundled_dataset/{subdir}.log",
+    conda:
+        "../envs/glov.yaml"
+    wildcard_constraints:
+        subdir="|".join(spec.subdir for spec in BUNDLED.values()) or "^$",
+    params:
+        dataset=lambda w: next(n for n, s in BUNDLED.items() if s.subdir == w.subdir),
+    script:
+        "../scripts/export_bundled_dataset.py"
+
+
+rule prep_dataset:
+    input:
+        get_dataset_dir,
+    output:
+        paths.MANIFEST,
+    log:
+        "logs/prep_dataset/{dataset}.log",
+    conda:
+        "../envs/glov.yaml"
+    params:
+        data=config["data"],
+    script:
+        "../scripts/prep_dataset.py"
+
+
+rule embed_images:
+    input:
+        manifest=paths.MANIFEST,
+        vlm=get_vlm_dir,
+    output:
+        paths.EMBEDDINGS,
+    log:
+        "logs/embed_images/{dataset}/{vlm}/{split}.log",
+    benchmark:
+        "benchmarks/runs/embed_images/{dataset}/{vlm}/{split}.tsv"
+    conda:
+        "../envs/glov.yaml"
+    params:
+        vlm=config["vlm"],
+    threads: 2
+    resources:
+        mem_mb=4000,
+    script:
+        "../scripts/embed_images.py"

@@ -1,0 +1,19 @@
+rule score:
+    input:
+        manifest=paths.MANIFEST,
+        final_step=paths.STEP.replace("{step}", LAST_STEP),
+        train=paths.EMBEDDINGS.replace("{split}", "train"),
+        val=paths.EMBEDDINGS.replace("{split}", "val"),
+        test=paths.EMBEDDINGS.replace("{split}", "test"),
+        vlm=get_vlm_dir,
+    output:
+        paths.SCORE,
+    log:
+        "logs/score/{dataset}/{vlm}/{llm}/a{alpha}/s{seed}.log",
+    conda:
+        "../envs/glov.yaml"
+    params:
+        eval=config["eval"],
+    threads: 1
+    script:
+        "../scripts/score.py"

@@ -1,0 +1,24 @@
+rule glov_step:
+    input:
+        manifest=paths.MANIFEST,
+        train=paths.EMBEDDINGS.replace("{split}", "train"),
+        vlm=get_vlm_dir,
+        llm=lambda w: get_llm_dir() if int(w.step) > 0 else [],
+        previous=get_previous_step,
+    output:
+        paths.STEP,
+    log:
+        "logs/glov_step/{dataset}/{vlm}/{llm}/a{alpha}/s{seed}/{step}.log",
+    benchmark:
+        "benchmarks/runs/glov_step/{dataset}/{vlm}/{llm}/a{alpha}/s{seed}/{step}.tsv"
+    conda:
+        "../envs/glov.yaml"
+    params:
+        optimizer=config["optimizer"],
+        steering=config["steering"],
+        llm=config["llm"],
+    threads: 1
+    resources:
+        mem_mb=4000,
+    script:
+        "../scripts/glov_step.py"
