@@ -34,6 +34,7 @@ class Sampling:
     top_p: float = 0.9
     top_k: int = 50
     max_new_tokens: int = 50
+    min_new_tokens: int = 0  # > 0 only to make benchmarks generate a fixed number of tokens
 
 
 @dataclass(frozen=True)
@@ -171,6 +172,7 @@ class HFLLM:
             top_p=sampling.top_p,
             top_k=sampling.top_k,
             max_new_tokens=sampling.max_new_tokens,
+            min_new_tokens=sampling.min_new_tokens,
             num_return_sequences=n,
             use_cache=True,
             pad_token_id=self.tokenizer.pad_token_id,

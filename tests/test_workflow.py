@@ -33,8 +33,9 @@ def tracked_copy(dest: Path) -> Path:
     return dest
 
 
-def snakemake(cwd: Path, *args: str, env=None) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", *TINY, *args]
+def snakemake(cwd: Path, *args: str, env=None, extra_config: Path | None = None) -> subprocess.CompletedProcess:
+    configs = [*TINY, *([str(extra_config)] if extra_config else [])]
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", *configs, *args]
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env, timeout=1500)
 
 
@@ -92,6 +93,11 @@ def test_end_to_end_offline_resume_and_determinism(workdir, tmp_path):
 
     nothing = snakemake(workdir, "-n", env=env)
     assert "Nothing to be done" in nothing.stdout + nothing.stderr
+
+    # a new alpha plans only its own chain: other runs' params did not change
+    more = tmp_path / "more_alphas.yaml"
+    more.write_text("steering: {alphas: [0.0, 1.0, 0.5]}\n")
+    assert planned_jobs(snakemake(workdir, "-n", env=env, extra_config=more)) == {"glov_step": 3, "score": 1, "aggregate": 1, "all": 1}
 
     (run / "step_001.json").unlink()
     plan = planned_jobs(snakemake(workdir, "-n", env=env))

@@ -30,6 +30,12 @@ wildcard_constraints:
     seed=r"\d+",
 
 
+def only(section, *keys):
+    """The keys of a config section a rule's output depends on. Declared as `params:`, they make
+    Snakemake rerun a job when they change, and not when an unrelated key of the section does."""
+    return {k: config[section][k] for k in keys}
+
+
 def run_wildcards(**extra):
     return dict(vlm=VLM, llm=LLM, **extra)
 

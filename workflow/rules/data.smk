@@ -23,7 +23,8 @@ rule prep_dataset:
     conda:
         "../envs/glov.yaml"
     params:
-        data=config["data"],
+        data=only("data", "root", "shots", "val_per_class", "test_per_class", "seed"),
+        custom=lambda w: config["data"]["custom"].get(w.dataset, {}),
     script:
         "../scripts/prep_dataset.py"
 
@@ -41,7 +42,7 @@ rule embed_images:
     conda:
         "../envs/glov.yaml"
     params:
-        vlm=config["vlm"],
+        vlm=only("vlm", "name", "arch", "pretrained"),
     threads: 2
     resources:
         mem_mb=4000,

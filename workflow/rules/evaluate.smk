@@ -13,7 +13,8 @@ rule score:
     conda:
         "../envs/glov.yaml"
     params:
-        eval=config["eval"],
+        eval=only("eval", "ensemble_size"),
+        base_template=config["optimizer"]["base_template"],
     threads: 1
     script:
         "../scripts/score.py"

@@ -6,7 +6,7 @@ rule build_vlm:
     conda:
         "../envs/glov.yaml"
     params:
-        vlm=config["vlm"],
+        vlm=only("vlm", "name", "arch", "pretrained"),
     script:
         "../scripts/build_vlm.py"
 
@@ -21,7 +21,7 @@ rule cache_llm:
     conda:
         "../envs/glov.yaml"
     params:
-        llm=config["llm"],
+        llm=only("llm", "name", "path", "gguf_file"),
     resources:
         mem_mb=4000,
     script:

@@ -14,9 +14,9 @@ rule glov_step:
     conda:
         "../envs/glov.yaml"
     params:
-        optimizer=config["optimizer"],
-        steering=config["steering"],
-        llm=config["llm"],
+        optimizer=only("optimizer", "candidates", "topk", "base_template", "temperature", "top_p", "top_k", "max_new_tokens"),
+        steering=only("steering", "layer", "layer_fraction"),
+        llm=only("llm", "name", "path", "gguf_file", "dtype"),
     threads: 1
     resources:
         mem_mb=4000,
