@@ -137,9 +137,17 @@ def aggregate(
     write_text(table_md, to_markdown(rows, datasets, header))
     write_text(table_csv, to_csv(rows))
     write_json(metrics_json, metrics(rows))
+    written = set()
     for dataset in datasets:
         alphas = sorted({r.alpha for r in scores if r.dataset == dataset})
         by_alpha = {a: curves(scores, dataset, a) for a in alphas}
         for a, points in by_alpha.items():
-            write_text(curve_pattern.format(dataset=dataset, alpha=a), curve_csv(points))
+            path = Path(curve_pattern.format(dataset=dataset, alpha=a))
+            write_text(path, curve_csv(points))
+            written.add(path.resolve())
         plot_curves(by_alpha, dataset, plot_pattern.format(dataset=dataset))
+    # the curves folder is what `dvc plots` shows: drop curves of runs that are not part of this one
+    for folder in {p.parent for p in written}:
+        for stale in folder.glob("*.csv"):
+            if stale.resolve() not in written:
+                stale.unlink()

@@ -45,6 +45,8 @@ def test_aggregate_writes_all_outputs_byte_identically(tmp_path):
                   str(out / "plots/{dataset}.png"), str(out / "curves/{dataset}_a{alpha}.csv"))
         return {p.name: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
 
+    (out / "curves").mkdir(parents=True)
+    (out / "curves" / "pets_a9.0.csv").write_text("from another run")
     first = go()
     assert set(first) == {"t.md", "t.csv", "m.json", "pets.png", "pets_a0.0.csv", "pets_a0.5.csv", "pets_a1.0.csv"}
     assert json.loads(first["m.json"])["glov/pets/test_acc"] == 65.0
