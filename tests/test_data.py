@@ -82,3 +82,44 @@ def test_bundled_animal_mnist_export(tmp_path):
 
     with Image.open(tmp_path / "zebra" / "0000.png") as im:
         assert im.size == (28, 28)
+
+
+def fake_imagenet(root):
+    (root / "imagenet").mkdir(parents=True)
+    (root / "imagenet" / "classnames.txt").write_text("n01 goldfish\nn02 great white shark\nn03 tench\n")
+    for split, n in (("train", 4), ("val", 2)):
+        for wnid in ("n01", "n02", "n03"):
+            write_imagefolder(root / "imagenet" / "images" / split, {wnid: n})
+
+
+def test_imagenet_layout_uses_train_for_fitness_and_val_folder_as_test(tmp_path):
+    fake_imagenet(tmp_path)
+    m = prepare("imagenet", tmp_path, 1, 2, None, 0)
+    assert m["classnames"] == ["goldfish", "great white shark", "tench"]
+    assert all(p.startswith("train/") for s in ("train", "val") for p, _ in m["splits"][s])
+    assert len(m["splits"]["test"]) == 6 and all(p.startswith("val/") for p, _ in m["splits"]["test"])
+
+
+def test_imagenet_variant_tests_on_its_folders_and_trains_on_imagenet(tmp_path):
+    fake_imagenet(tmp_path)
+    write_imagefolder(tmp_path / "imagenet-rendition" / "imagenet-r", {"n03": 2, "n01": 3})  # a class subset
+    write_imagefolder(tmp_path / "imagenetv2" / "imagenetv2-matched-frequency-format-val", {"1": 2})  # label indices
+    m = prepare("imagenet_r", tmp_path, 1, 1, None, 0)
+    assert m["classnames"] == ["goldfish", "tench"]
+    assert [y for _, y in m["splits"]["test"]] == [0, 0, 0, 1, 1]
+    root = tmp_path / "imagenet-rendition"
+    assert all((root / p).exists() for s in m["splits"].values() for p, _ in s)
+    assert prepare("imagenetv2", tmp_path, 1, 1, None, 0)["classnames"] == ["great white shark"]
+
+
+def test_aircraft_layout(tmp_path):
+    data = tmp_path / "fgvc_aircraft" / "data"
+    (data / "images").mkdir(parents=True)
+    (data / "variants.txt").write_text("707-320\nA300B4\n")
+    for split, ids in (("train", "11 12 13 14"), ("val", "21 22"), ("test", "31 32")):
+        lines = [f"{i} {'707-320' if k % 2 == 0 else 'A300B4'}" for k, i in enumerate(ids.split())]
+        (data / f"images_variant_{split}.txt").write_text("\n".join(lines) + "\n")
+    m = prepare("fgvc_aircraft", tmp_path, 1, 1, None, 0)
+    assert m["classnames"] == ["707-320", "A300B4"]
+    assert {k: len(v) for k, v in m["splits"].items()} == {"train": 2, "val": 2, "test": 2}
+    assert sorted(p for p, _ in m["splits"]["test"]) == ["31.jpg", "32.jpg"]

@@ -86,7 +86,7 @@ def load_imagenet_variant(spec: DatasetSpec, location: Path) -> LabelledPools:
     by_folder = dict(zip(folders, range(len(folders))))
     test = [(f"{spec.image_dir}/{f}/{p.name}", by_folder[f]) for f in folders for p in sorted((test_dir / f).iterdir())]
     train_root = _require(imagenet / "images" / "train", spec)
-    train = [(str(Path("..", "..", "imagenet", "images", "train", p)), y) for p, y in _wnid_items(train_root, wnids)]
+    train = [(str(Path("..", "imagenet", "images", "train", p)), y) for p, y in _wnid_items(train_root, wnids)]
     return LabelledPools([names[w] for w in wnids], location, train, None, test)
 
 
