@@ -91,7 +91,9 @@ def export_bundled_dataset(params: C.Params, dataset: str, out_dir: str | Path) 
     from glov.data.bundled import EXPORTERS
 
     spec = get_dataset_spec(dataset, params.data.custom)
-    n = EXPORTERS[spec.bundled](out_dir, BUNDLED_PER_CLASS)
+    with _track(params, f"export_bundled_dataset/{dataset}", {"dataset": dataset}) as tracker:
+        n = EXPORTERS[spec.bundled](out_dir, BUNDLED_PER_CLASS)
+        tracker.log_metrics({"n_images": n})
     log.info("exported %d images of %s to %s", n, dataset, out_dir)
 
 
@@ -111,7 +113,8 @@ def vlm_spec(params: C.Params):
 def build_vlm(params: C.Params, out_dir: str | Path) -> None:
     from glov.lab_vlm import BUILDERS
 
-    BUILDERS[vlm_spec(params).builder](out_dir, seed=0)
+    with _track(params, f"build_vlm/{params.vlm.name}", {}):
+        BUILDERS[vlm_spec(params).builder](out_dir, seed=0)
 
 
 def llm_spec(params: C.Params) -> LLMSpec:
@@ -122,7 +125,8 @@ def llm_spec(params: C.Params) -> LLMSpec:
 
 
 def cache_llm(params: C.Params, out_dir: str | Path) -> None:
-    cache_dequantised(resolve_llm(params.llm.name, params.llm.path, params.llm.gguf_file), out_dir)
+    with _track(params, f"cache_llm/{params.llm.name}", {}):
+        cache_dequantised(resolve_llm(params.llm.name, params.llm.path, params.llm.gguf_file), out_dir)
 
 
 # ---------------------------------------------------------------- embeddings
@@ -238,7 +242,11 @@ def aggregate_tables(params: C.Params, entries: Sequence[tuple[str, float, int]]
         f"{params.optimizer.candidates} candidates per step, alphas {list(params.steering.alphas)}, seeds {list(params.seeds)}."
         f" Mean ± std over seeds where there are several."
     )
-    tables.aggregate(
-        [(d, a, s, p) for (d, a, s), p in zip(entries, score_paths)],
-        list(params.data.datasets), header, paths.TABLE_MD, paths.TABLE_CSV, paths.METRICS, paths.PLOT, paths.CURVE,
-    )
+    with _track(params, "aggregate", {}) as tracker:
+        tables.aggregate(
+            [(d, a, s, p) for (d, a, s), p in zip(entries, score_paths)],
+            list(params.data.datasets), header, paths.TABLE_MD, paths.TABLE_CSV, paths.METRICS, paths.PLOT, paths.CURVE,
+        )
+        for artefact in (paths.TABLE_MD, paths.TABLE_CSV, paths.METRICS, *[paths.PLOT.format(dataset=d) for d in params.data.datasets]):
+            tracker.log_artifact(artefact)
+        tracker.log_metrics(read_json(paths.METRICS))

@@ -116,5 +116,9 @@ def test_end_to_end_offline_resume_and_determinism(workdir, tmp_path):
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     first_parent = min(parents, key=lambda r: r.info.start_time).info.run_id
     n_first = sum(r.data.tags["mlflow.parentRunId"] == first_parent for r in children)
-    # one child per tracked job: prep, 3 embeds, 2 x 3 steps, 2 scores (export/build/cache/aggregate are not tracked)
-    assert n_first == 1 + 3 + 6 + 2
+    # one child per job: export, build_vlm, cache_llm, prep, 3 embeds, 2 x 3 steps, 2 scores, aggregate
+    assert n_first == 1 + 1 + 1 + 1 + 3 + 6 + 2 + 1
+    second_parent = max(parents, key=lambda r: r.info.start_time).info.run_id
+    assert sum(r.data.tags["mlflow.parentRunId"] == second_parent for r in children) == 2 + 1 + 1  # the resumed jobs
+    aggregate = next(r for r in children if r.data.tags["mlflow.runName"] == "aggregate")
+    assert {a.path for a in client.list_artifacts(aggregate.info.run_id)} == {"glov.md", "glov.csv", "metrics.json", "animal_mnist.png"}
