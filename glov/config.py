@@ -140,7 +140,11 @@ def validate(raw: Mapping[str, Any], source: str = "params.yaml") -> dict:
 
 
 def from_dict(raw: Mapping[str, Any], source: str = "params.yaml") -> Params:
-    d = validate(raw, source)
+    return build(validate(raw, source))
+
+
+def build(d: Mapping[str, Any]) -> Params:
+    """Frozen dataclasses from a dict that :func:`validate` has already completed."""
     return Params(
         data=DataConfig(**{**d["data"], "datasets": tuple(d["data"]["datasets"])}),
         vlm=VLMConfig(**d["vlm"]),

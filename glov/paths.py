@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-BUNDLED_DATASET = "{root}/{subdir}"
 MANIFEST = "results/data/{dataset}/manifest.json"
 VLM_DIR = "resources/models/vlm/{vlm}"
 LLM_DIR = "resources/models/llm/{llm}"

@@ -19,6 +19,7 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from glov.data import DataError
+from glov.scoring import ensemble
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ def text_classifier(vlm: VLM, classnames: Sequence[str], templates: Sequence[str
     """[C, D] class weights: per class, mean of normalised template embeddings, re-normalised."""
     texts = [t.format(c) for c in classnames for t in templates]
     emb = vlm.encode_texts(texts).view(len(classnames), len(templates), -1)
-    return F.normalize(emb.mean(dim=1), dim=-1)
+    return ensemble(list(emb.unbind(dim=1)))
 
 
 def _open_image(path: Path) -> Image.Image:

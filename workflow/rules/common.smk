@@ -1,12 +1,12 @@
 # Validate params.yaml before any job is planned, then expose the helpers the rules use.
 from glov import paths
-from glov.config import alpha_tag, from_dict, validate
+from glov.config import alpha_tag, build, validate
 from glov.data import get_dataset_spec
 from glov.pipeline import check, llm_spec, vlm_spec
 from glov.tracking import end_workflow_run, start_workflow_run
 
 config.update(validate(config))  # fills defaults; a bad key stops here with its name in the message
-PARAMS = from_dict(config)
+PARAMS = build(config)
 check(PARAMS)
 
 VLM = PARAMS.vlm.name
