@@ -17,6 +17,7 @@ include: "workflow/rules/tables.smk"
 
 
 onstart:
+    record_lock_owner()
     start_workflow_run(config, PARAMS.tracking.experiment) if PARAMS.tracking.mlflow else None
 
 

@@ -11,25 +11,14 @@ meta-prompt with the same model, in one process, so the ratios compare like with
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
-import time
-from pathlib import Path
 
 import torch
 
-from glov.llm import HFLLM, LLMSpec, Sampling, Steer, cache_dequantised, resolve_llm
+from harness import command_line, offline_llm, timed, timed_pair
+from glov.llm import HFLLM, Sampling, Steer
 from glov.optimizer.prompts import meta_prompt
 from glov.optimizer.state import Candidate
 from glov.steering import Steering, default_layer
-
-CACHE = Path("resources/models/llm/smollm2-135m-instruct")
-
-
-def load_offline_llm() -> HFLLM:
-    if not CACHE.is_dir():
-        cache_dequantised(resolve_llm("smollm2-135m-instruct"), CACHE)
-    return HFLLM.load(LLMSpec(str(CACHE)))
 
 
 def sample_next(logits: torch.Tensor, s: Sampling) -> torch.Tensor:
@@ -59,50 +48,56 @@ def reference_loop(llm: HFLLM, messages, n: int, s: Sampling, steer: Steer) -> l
     return outs
 
 
-def timed(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+def run(candidates: int = 10, tokens: int = 50, repeats: int = 3) -> dict:
+    llm = offline_llm()
+    history = [Candidate(f"a {w} photo of a {{}}.", 40.0 + i, i) for i, w in enumerate(["blurry", "bright", "dark", "small", "large", "clean"])]
+    messages = meta_prompt("animal_mnist", "grayscale silhouettes of ten animal species", history, topk=5)
+    s = Sampling(max_new_tokens=tokens, min_new_tokens=tokens)
+    layer = default_layer(llm.n_layers)
+    steer = Steer(llm.mean_hidden(history[-1].template, layer) - llm.mean_hidden(history[-2].template, layer), 1.0)
+    n_tokens = candidates * tokens
+
+    llm.generate(messages, candidates, s, seed=0)  # warm-up
+    unsteered, steered = timed_pair(lambda: llm.generate(messages, candidates, s, seed=0),
+                                    lambda: llm.generate(messages, candidates, s, seed=0, steer=steer), repeats)
+    torch.manual_seed(0)
+    reference = timed(lambda: reference_loop(llm, messages, candidates, s, steer), 1)
+    seconds = {"steered_batched_kv": steered, "unsteered_batched_generate": unsteered, "reference_loop": reference}
+    return {
+        "prompt_tokens": int(llm.encode_chat(messages).shape[1]),
+        "candidates": candidates,
+        "new_tokens_per_candidate": tokens,
+        "seconds": {k: round(v, 3) for k, v in seconds.items()},
+        "tokens_per_s": {k: round(n_tokens / v, 1) for k, v in seconds.items()},
+        "speedup_vs_reference": round(reference / steered, 1),
+        "overhead_vs_unsteered_pct": round(100 * (steered / unsteered - 1), 1),
+    }
+
+
+def markdown(r: dict) -> str:
+    t, sec = r["tokens_per_s"], r["seconds"]
+    overhead = r["overhead_vs_unsteered_pct"]
+    verdict = "✔" if overhead <= 10 else "✘"
+    return f"""## Generation (`bench_generation.py`)
+
+A GLOV meta-prompt of {r["prompt_tokens"]} tokens; {r["candidates"]} candidates × exactly {r["new_tokens_per_candidate"]} new
+tokens (`min_new_tokens` = `max_new_tokens`), temperature 1.0, top-p 0.9, top-k 50, SmolLM2-135M-Instruct
+(fp32). Batched figures: median of 3 runs each, measured alternately.
+
+| method | seconds | tokens/s | ratio |
+|---|---:|---:|---|
+| steered, batched, KV cache (`HFLLM.generate` + `Steering` hook) | {sec["steered_batched_kv"]} | {t["steered_batched_kv"]} | 1.00 |
+| unsteered batched `generate` | {sec["unsteered_batched_generate"]} | {t["unsteered_batched_generate"]} | steering costs {overhead:+.1f} % (target ≤ +10 %) {verdict} |
+| reference: one candidate at a time, full recompute per token, steered | {sec["reference_loop"]} | {t["reference_loop"]} | steered batched is **{r["speedup_vs_reference"]}× faster** (target ≥ 20×) {"✔" if r["speedup_vs_reference"] >= 20 else "✘"} |
+"""
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--candidates", type=int, default=10)
     ap.add_argument("--tokens", type=int, default=50)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=2)
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-
-    llm = load_offline_llm()
-    history = [Candidate(f"a {w} photo of a {{}}.", 40.0 + i, i) for i, w in enumerate(["blurry", "bright", "dark", "small", "large", "clean"])]
-    messages = meta_prompt("animal_mnist", "grayscale silhouettes of ten animal species", history, topk=5)
-    s = Sampling(max_new_tokens=args.tokens, min_new_tokens=args.tokens)
-    layer = default_layer(llm.n_layers)
-    steer = Steer(llm.mean_hidden(history[-1].template, layer) - llm.mean_hidden(history[-2].template, layer), 1.0)
-    n_tokens = args.candidates * args.tokens
-
-    llm.generate(messages, args.candidates, s, seed=0)  # warm-up
-    unsteered = timed(lambda: llm.generate(messages, args.candidates, s, seed=0), args.repeats)
-    steered = timed(lambda: llm.generate(messages, args.candidates, s, seed=0, steer=steer), args.repeats)
-    torch.manual_seed(0)
-    reference = timed(lambda: reference_loop(llm, messages, args.candidates, s, steer), 1)
-
-    result = {
-        "prompt_tokens": int(llm.encode_chat(messages).shape[1]),
-        "candidates": args.candidates,
-        "new_tokens_per_candidate": args.tokens,
-        "threads": args.threads,
-        "seconds": {"steered_batched_kv": round(steered, 3), "unsteered_batched_generate": round(unsteered, 3), "reference_loop": round(reference, 3)},
-        "tokens_per_s": {"steered_batched_kv": round(n_tokens / steered, 1), "unsteered_batched_generate": round(n_tokens / unsteered, 1), "reference_loop": round(n_tokens / reference, 1)},
-        "speedup_vs_reference": round(reference / steered, 1),
-        "overhead_vs_unsteered_pct": round(100 * (steered / unsteered - 1), 1),
-        "targets": {"speedup_vs_reference_at_least": 20, "overhead_vs_unsteered_pct_at_most": 10},
-    }
-    print(json.dumps(result, indent=2))
+    command_line(run, ap)
 
 
 if __name__ == "__main__":

@@ -79,11 +79,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from glov.pipeline import USER_ERRORS
 
+    from glov.resume import Terminated, sigterm_raises
+
     try:
-        return args.fn(args)
+        with sigterm_raises():
+            return args.fn(args)
     except USER_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except (KeyboardInterrupt, Terminated):
+        print("interrupted: finished files are kept (all writes are atomic)", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

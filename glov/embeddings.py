@@ -39,18 +39,17 @@ def save_embeddings(path: str | Path, emb: ImageEmbeddings) -> None:
 
 
 def load_embeddings(path: str | Path, expected_paths: list[str] | None = None) -> ImageEmbeddings:
-    """Load and verify; raise :class:`CacheError` naming the file and the fix on any mismatch."""
-    fix = f"delete {path} and re-run (snakemake rebuilds it)"
+    """Load and verify; raise :class:`CacheError` naming the file and what is wrong with it."""
     try:
         d = torch.load(path, map_location="cpu", weights_only=True)
         emb = ImageEmbeddings(d["features"], d["labels"], list(d["paths"]))
         ok = _digest(emb.features) == d["sha256"] and emb.features.shape[0] == emb.labels.shape[0] == len(emb.paths)
     except FileNotFoundError:
-        raise CacheError(f"embedding cache {path} is missing: re-run the embed_images rule") from None
+        raise CacheError(f"embedding cache {path} is missing") from None
     except Exception as exc:  # truncated zip, wrong pickle, missing key: all mean "corrupt"
-        raise CacheError(f"embedding cache {path} is corrupt ({type(exc).__name__}: {exc}): {fix}") from None
+        raise CacheError(f"embedding cache {path} is corrupt ({type(exc).__name__}: {exc})") from None
     if not ok:
-        raise CacheError(f"embedding cache {path} fails its checksum or shape check: {fix}")
+        raise CacheError(f"embedding cache {path} fails its checksum or shape check")
     if expected_paths is not None and emb.paths != expected_paths:
-        raise CacheError(f"embedding cache {path} was made for other images than the manifest lists: {fix}")
+        raise CacheError(f"embedding cache {path} was made for other images than the manifest lists")
     return emb

@@ -5,6 +5,7 @@ Snakemake scripts stay a few lines and every job can also be run (and tested) wi
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -21,6 +22,7 @@ from glov.io import read_json, write_json
 from glov.llm import HFLLM, LLMS, LLMError, LLMSpec, Sampling, cache_dequantised, resolve_llm
 from glov.optimizer import StepConfig, Task, init_state, step
 from glov.optimizer.state import State
+from glov.resume import Terminated, sigterm_raises
 from glov.scoring import select_step, top1_accuracy, top_templates
 from glov.steering import SteeringError, resolve_layer
 from glov.tracking import job_run
@@ -40,7 +42,8 @@ def job(smk: Any) -> Iterator[C.Params]:
     """Set up one Snakemake job: log (and progress bars) to its log file, torch threads, params.
 
     Errors a user can fix end the job with their one-line message (also on the terminal), not a
-    traceback; anything else is a bug and keeps its traceback in the log.
+    traceback; anything else is a bug and keeps its traceback in the log. SIGTERM ends the job
+    cleanly (temporary files removed, MLflow run KILLED); finished steps are kept.
     """
     terminal = sys.stderr
     log_file = open(smk.log[0], "w", buffering=1) if smk.log else terminal
@@ -48,11 +51,15 @@ def job(smk: Any) -> Iterator[C.Params]:
     logging.basicConfig(stream=log_file, level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", force=True)
     torch.set_num_threads(max(1, int(getattr(smk, "threads", 1))))
     try:
-        yield C.from_dict(smk.config)
+        with sigterm_raises():
+            yield C.from_dict(smk.config)
     except USER_ERRORS as exc:
         for stream in {log_file, terminal}:
             print(f"error: {exc}", file=stream)
         raise SystemExit(1) from None
+    except Terminated as exc:
+        print(f"interrupted: {exc}; finished steps are kept, run again to resume", file=log_file)
+        raise SystemExit(128 + signal.SIGTERM) from None
     finally:
         sys.stderr = terminal
         if log_file is not terminal:
@@ -134,20 +141,32 @@ def _image_paths(manifest: dict, split: str) -> list[str]:
     return [p for p, _ in manifest["splits"][split]]
 
 
+def _embed_split(params: C.Params, vlm: VLM, manifest: dict, split: str) -> ImageEmbeddings:
+    paths = _image_paths(manifest, split)
+    root = Path(manifest["image_root"])
+    feats = embed_image_files(vlm, [root / p for p in paths], params.vlm.batch_size, desc=f"embed {manifest['dataset']}/{split}")
+    labels = torch.tensor([y for _, y in manifest["splits"][split]], dtype=torch.long)
+    return ImageEmbeddings(feats, labels, paths)
+
+
 def embed_images(params: C.Params, manifest_path: str | Path, split: str, out: str | Path) -> None:
     manifest = read_json(manifest_path)
     with _track(params, f"embed_images/{manifest['dataset']}/{split}", {"dataset": manifest["dataset"], "split": split}) as tracker:
-        vlm = load_vlm(vlm_spec(params), params.vlm.device)
-        paths = _image_paths(manifest, split)
-        root = Path(manifest["image_root"])
-        feats = embed_image_files(vlm, [root / p for p in paths], params.vlm.batch_size, desc=f"embed {manifest['dataset']}/{split}")
-        labels = torch.tensor([y for _, y in manifest["splits"][split]], dtype=torch.long)
-        save_embeddings(out, ImageEmbeddings(feats, labels, paths))
-        tracker.log_metrics({"n_images": len(paths)})
+        emb = _embed_split(params, load_vlm(vlm_spec(params), params.vlm.device), manifest, split)
+        save_embeddings(out, emb)
+        tracker.log_metrics({"n_images": len(emb.paths)})
 
 
-def _load_split(manifest: dict, split: str, path: str | Path) -> ImageEmbeddings:
-    return load_embeddings(path, _image_paths(manifest, split))
+def _load_split(params: C.Params, vlm: VLM, manifest: dict, split: str, path: str | Path) -> ImageEmbeddings:
+    """The cached split, verified. A corrupt, truncated or stale cache is rebuilt here from the
+    same images with the same VLM (so the result is what the cache should have held), never used."""
+    try:
+        return load_embeddings(path, _image_paths(manifest, split))
+    except CacheError as exc:
+        log.warning("%s: rebuilding it from the images", exc)
+        emb = _embed_split(params, vlm, manifest, split)
+        save_embeddings(path, emb)
+        return emb
 
 
 class TemplateFitness:
@@ -178,7 +197,7 @@ def run_step(
     name = f"glov_step/{manifest['dataset']}/a{alpha}/s{seed}/{step_index:03d}"
     with _track(params, name, {"dataset": manifest["dataset"], "alpha": alpha, "seed": seed, "step": step_index}) as tracker:
         vlm = load_vlm(vlm_spec(params), params.vlm.device)
-        fitness = TemplateFitness(vlm, manifest["classnames"], _load_split(manifest, "train", train_emb))
+        fitness = TemplateFitness(vlm, manifest["classnames"], _load_split(params, vlm, manifest, "train", train_emb))
         if step_index == 0:
             state, record = init_state(params.optimizer.base_template, fitness)
         else:
@@ -204,7 +223,7 @@ def score_run(
     state = State.from_dict(read_json(final_step)["state"])
     with _track(params, f"score/{manifest['dataset']}/{Path(final_step).parent.name}", {"dataset": manifest["dataset"]}) as tracker:
         vlm = load_vlm(vlm_spec(params), params.vlm.device)
-        fit = {s: TemplateFitness(vlm, manifest["classnames"], _load_split(manifest, s, embeddings[s])) for s in ("train", "val", "test")}
+        fit = {s: TemplateFitness(vlm, manifest["classnames"], _load_split(params, vlm, manifest, s, embeddings[s])) for s in ("train", "val", "test")}
         k = params.eval.ensemble_size
         curve, templates_by_step, val_by_step = [], {}, {}
         for s in range(state.step + 1):

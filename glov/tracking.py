@@ -2,7 +2,9 @@
 
 The parent run is started by Snakemake's ``onstart`` handler and its id handed to jobs through
 the environment (``GLOV_MLFLOW_PARENT_RUN_ID``); each job opens a child run, logs its params,
-metrics per step and artefacts, and is marked FAILED if the job raises. The tracking URI is an
+metrics per step and artefacts, and is marked FAILED if the job raises (KILLED if interrupted).
+Runs are tagged with their process; a run left RUNNING by a killed process is marked KILLED by
+the next invocation. The tracking URI is an
 absolute sqlite path in the project (``mlflow.db``) unless ``MLFLOW_TRACKING_URI`` is set.
 Library code defaults to :class:`NullTracker`; tracking never decides whether work is kept.
 """
@@ -19,9 +21,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, TypeVar
 
+from glov.resume import Terminated, is_running, process_id
+
 log = logging.getLogger(__name__)
 
 PARENT_ENV = "GLOV_MLFLOW_PARENT_RUN_ID"
+PROCESS_TAG = "glov.process"
 T = TypeVar("T")
 
 
@@ -119,11 +124,28 @@ def _client_and_experiment(experiment: str, root: str | Path) -> tuple[Any, str]
         return client, _retry(lambda: client.get_experiment_by_name(experiment)).experiment_id
 
 
+def _run_tags(name: str, params: Mapping[str, Any], root: str | Path) -> dict[str, str]:
+    return {"mlflow.runName": name, "git_commit": git_commit(root), "params_hash": params_hash(params), PROCESS_TAG: process_id()}
+
+
+def close_orphaned_runs(client: Any, experiment_id: str) -> list[str]:
+    """Mark KILLED the runs still RUNNING whose process is known to be dead (killed with SIGKILL,
+    out of memory, power loss); returns their ids. Runs of live or remote processes are left."""
+    running = _retry(lambda: client.search_runs([experiment_id], "attributes.status = 'RUNNING'", max_results=10000))
+    dead = [r.info.run_id for r in running if is_running(r.data.tags.get(PROCESS_TAG, "")) is False]
+    for run_id in dead:
+        _retry(lambda: client.set_terminated(run_id, "KILLED"))
+    return dead
+
+
 def start_workflow_run(params: Mapping[str, Any], experiment: str, root: str | Path = ".") -> str | None:
-    """Open the parent run and export its id to the jobs this process starts."""
+    """Close runs orphaned by a killed invocation, open the parent run and export its id to the
+    jobs this process starts."""
     try:
         client, exp_id = _client_and_experiment(experiment, root)
-        tags = {"mlflow.runName": "snakemake", "git_commit": git_commit(root), "params_hash": params_hash(params)}
+        if orphans := close_orphaned_runs(client, exp_id):
+            log.warning("marked %d MLflow run(s) of a killed invocation as KILLED", len(orphans))
+        tags = _run_tags("snakemake", params, root)
         run = _retry(lambda: client.create_run(exp_id, tags=tags))
         MlflowTracker(client, run.info.run_id).log_params(params)
     except Exception as exc:
@@ -147,13 +169,14 @@ def end_workflow_run(status: str, root: str | Path = ".") -> None:
 
 @contextmanager
 def job_run(name: str, params: Mapping[str, Any], enabled: bool, experiment: str, root: str | Path = ".") -> Iterator[NullTracker | MlflowTracker]:
-    """A child run for one job; FAILED if the body raises (the exception propagates)."""
+    """A child run for one job; FAILED if the body raises, KILLED if it is interrupted (the
+    exception propagates either way)."""
     if not enabled:
         yield NullTracker()
         return
     try:
         client, exp_id = _client_and_experiment(experiment, root)
-        tags = {"mlflow.runName": name, "git_commit": git_commit(root), "params_hash": params_hash(params)}
+        tags = _run_tags(name, params, root)
         if os.environ.get(PARENT_ENV):
             tags["mlflow.parentRunId"] = os.environ[PARENT_ENV]
         tracker: NullTracker | MlflowTracker = MlflowTracker(client, _retry(lambda: client.create_run(exp_id, tags=tags)).info.run_id)
@@ -164,7 +187,8 @@ def job_run(name: str, params: Mapping[str, Any], enabled: bool, experiment: str
         return
     try:
         yield tracker
-    except BaseException:
-        _retry(lambda: client.set_terminated(tracker.run_id, "FAILED"))
+    except BaseException as exc:
+        status = "KILLED" if isinstance(exc, (Terminated, KeyboardInterrupt)) else "FAILED"
+        _retry(lambda: client.set_terminated(tracker.run_id, status))
         raise
     _retry(lambda: client.set_terminated(tracker.run_id, "FINISHED"))

@@ -74,6 +74,28 @@ def resolve_vlm(name: str, arch: str | None, pretrained: str | None, models_dir:
     return VLMSpec(spec.arch.format(models_dir=Path(models_dir).resolve()), spec.pretrained, spec.builder, spec.label or name)
 
 
+def droppable_pad_id(model: torch.nn.Module) -> int | None:
+    """The pad token whose trailing columns can be cut from a token batch without changing any
+    text embedding, or None where cutting is not exact.
+
+    open_clip pads every text to the context length (77). A Hugging Face text tower with a mean or
+    CLS pooler masks padding out, so cutting the columns that are padding in every row saves the
+    work (several times faster for short templates) and changes nothing. OpenAI CLIP's own text
+    tower adds a fixed-length positional embedding, so there nothing is cut.
+    """
+    text = getattr(model, "text", None)
+    if type(text).__name__ != "HFTextEncoder" or type(getattr(text, "pooler", None)).__name__ not in {"MeanPooler", "ClsPooler"}:
+        return None
+    return getattr(text.config, "pad_token_id", None)
+
+
+def cut_trailing_padding(tokens: torch.Tensor, pad_id: int | None) -> torch.Tensor:
+    if pad_id is None:
+        return tokens
+    used = (tokens != pad_id).any(dim=0).nonzero()
+    return tokens[:, : int(used.max()) + 1] if len(used) else tokens
+
+
 class VLM:
     """A loaded dual encoder with a per-text embedding cache (a seen template costs nothing)."""
 
@@ -83,6 +105,7 @@ class VLM:
         self.tokenizer = tokenizer
         self.device = device
         self._text_cache: dict[str, torch.Tensor] = {}
+        self._pad_id = droppable_pad_id(self.model)
 
     @torch.inference_mode()
     def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -93,7 +116,8 @@ class VLM:
         todo = list(dict.fromkeys(t for t in texts if t not in self._text_cache))
         for i in range(0, len(todo), batch_size):
             chunk = todo[i : i + batch_size]
-            emb = self.model.encode_text(self.tokenizer(chunk).to(self.device)).float()
+            tokens = cut_trailing_padding(self.tokenizer(chunk), self._pad_id)
+            emb = self.model.encode_text(tokens.to(self.device)).float()
             for text, e in zip(chunk, F.normalize(emb, dim=-1).cpu()):
                 self._text_cache[text] = e
         return torch.stack([self._text_cache[t] for t in texts])
@@ -131,7 +155,7 @@ def text_classifier(vlm: VLM, classnames: Sequence[str], templates: Sequence[str
     return ensemble(list(emb.unbind(dim=1)))
 
 
-def _open_image(path: Path) -> Image.Image:
+def open_image(path: Path) -> Image.Image:
     try:
         with Image.open(path) as im:
             return im.convert("RGB")
@@ -145,6 +169,6 @@ def embed_image_files(vlm: VLM, paths: Sequence[Path], batch_size: int = 64, des
     """Normalised image embeddings [N, D], in the order of ``paths``."""
     chunks = []
     for i in tqdm(range(0, len(paths), batch_size), desc=desc, unit="batch", disable=None):
-        pixels = torch.stack([vlm.preprocess(_open_image(p)) for p in paths[i : i + batch_size]])
+        pixels = torch.stack([vlm.preprocess(open_image(p)) for p in paths[i : i + batch_size]])
         chunks.append(vlm.encode_images(pixels))
     return torch.cat(chunks) if chunks else torch.empty(0)

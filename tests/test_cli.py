@@ -29,3 +29,14 @@ def test_run_without_snakemake_writes_tables(tmp_path):
     step = json.loads((tmp_path / "results/runs/animal_mnist/lab-minilm-untrained/smollm2-135m-instruct/a0.0/s0/step_001.json").read_text())
     assert len(step["candidates"]) == 2
     assert not (tmp_path / "mlflow.db").exists()  # tracking off means no store is created
+
+
+def test_an_interrupted_command_exits_cleanly(monkeypatch, capsys):
+    import glov.cli
+
+    def interrupted(_):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(glov.cli, "_ls", interrupted)
+    assert main(["ls"]) == 130
+    assert "interrupted: finished files are kept" in capsys.readouterr().err

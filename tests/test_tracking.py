@@ -1,6 +1,7 @@
 import pytest
 
 from glov import tracking
+from glov.resume import Terminated
 
 
 @pytest.fixture
@@ -28,6 +29,9 @@ def test_parent_and_child_runs_with_status(uri, tmp_path):
     with pytest.raises(ValueError):
         with tracking.job_run("bad", {"a": 1}, True, "exp", tmp_path):
             raise ValueError("job failed")
+    with pytest.raises(Terminated):
+        with tracking.job_run("killed", {"a": 1}, True, "exp", tmp_path):
+            raise Terminated("SIGTERM")
     tracking.end_workflow_run("FINISHED", tmp_path)
 
     client = MlflowClient(uri)
@@ -35,6 +39,7 @@ def test_parent_and_child_runs_with_status(uri, tmp_path):
     runs = {r.data.tags["mlflow.runName"]: r for r in client.search_runs([exp.experiment_id])}
     assert runs["ok"].data.tags["mlflow.parentRunId"] == parent == runs["bad"].data.tags["mlflow.parentRunId"]
     assert runs["ok"].info.status == "FINISHED" and runs["bad"].info.status == "FAILED"
+    assert runs["killed"].info.status == "KILLED"
     assert runs["snakemake"].info.status == "FINISHED"
     assert runs["snakemake"].data.params["optimizer.steps"] == "2"
     assert client.get_metric_history(runs["ok"].info.run_id, "acc.train")[0].step == 3

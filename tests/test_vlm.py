@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from conftest import write_imagefolder
-from glov.vlm import VLMError, embed_image_files, load_vlm, resolve_vlm, text_classifier
+from glov.vlm import VLMError, cut_trailing_padding, embed_image_files, load_vlm, resolve_vlm, text_classifier
 from glov.data import DataError
 
 
@@ -49,6 +49,9 @@ def test_image_embedding_and_corrupt_image_error(tmp_path, vlm):
     paths[1].write_bytes(b"not a png")
     with pytest.raises(DataError, match=f"{paths[1]} is corrupt"):
         embed_image_files(vlm, paths)
+    paths[2].unlink()
+    with pytest.raises(DataError, match=f"{paths[2]} is missing; restore it, or re-run prep_dataset"):
+        embed_image_files(vlm, paths[2:])
 
 
 def test_missing_and_unknown_models_say_how_to_fix(tmp_path):
@@ -60,3 +63,23 @@ def test_missing_and_unknown_models_say_how_to_fix(tmp_path):
         resolve_vlm("nope", None, None, ".")
     spec = resolve_vlm("vit-b-32", None, None, ".")
     assert (spec.arch, spec.pretrained) == ("ViT-B-32", "openai")
+
+
+def test_cutting_padding_is_exact_for_the_hf_text_tower(tmp_path):
+    from glov.lab_vlm import build_untrained_minilm
+
+    vlm = load_vlm(resolve_vlm("lab", f"local-dir:{build_untrained_minilm(tmp_path)}", None, "."))
+    assert vlm._pad_id == 0
+    texts = ["a photo of a zebra.", "a blurry black and white photo of a very small bear in the snow."]
+    full = vlm.tokenizer(texts)
+    assert full.shape[1] == 77 and cut_trailing_padding(full, 0).shape[1] < 25
+    with torch.inference_mode():
+        expected = F.normalize(vlm.model.encode_text(full), dim=-1)
+    torch.testing.assert_close(vlm.encode_texts(texts), expected, atol=1e-5, rtol=0)
+
+
+def test_padding_is_kept_where_cutting_would_change_embeddings(vlm):
+    assert vlm._pad_id is None  # OpenAI-style text tower: fixed-length positional embedding
+    tokens = torch.tensor([[5, 6, 0, 0], [7, 0, 0, 0]])
+    assert torch.equal(cut_trailing_padding(tokens, None), tokens)
+    assert torch.equal(cut_trailing_padding(tokens, 0), tokens[:, :2])

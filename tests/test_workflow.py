@@ -3,8 +3,10 @@
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -71,21 +73,40 @@ def test_bad_config_stops_before_any_job_naming_the_key(tmp_path):
     assert "optimizer.steps: 0 is less than the minimum of 1" in r.stdout + r.stderr
 
 
-@pytest.mark.slow
-def test_end_to_end_offline_resume_and_determinism(workdir, tmp_path):
-    (tmp_path / "sitecustomize.py").write_text(BLOCK_NETWORK)
-    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "HF_HUB_OFFLINE": "1"}
+@pytest.fixture(scope="module")
+def offline_env(tmp_path_factory):
+    """The environment of every end-to-end run: any attempt to open a network socket fails."""
+    site = tmp_path_factory.mktemp("offline")
+    (site / "sitecustomize.py").write_text(BLOCK_NETWORK)
+    env = {**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "HF_HUB_OFFLINE": "1"}
     env.pop("MLFLOW_TRACKING_URI", None)
+    return env
 
-    first = snakemake(workdir, env=env)
+
+@pytest.fixture(scope="module")
+def reference_run(workdir, offline_env):
+    """One uninterrupted run of the tiny configuration (two datasets, two alphas, 2 cores)."""
+    first = snakemake(workdir, env=offline_env)
     assert first.returncode == 0, first.stderr[-4000:]
-    tables = {p: (workdir / p).read_bytes() for p in ("results/tables/glov.md", "results/tables/glov.csv", "results/metrics.json")}
+    return {str(p.relative_to(workdir)): p.read_bytes() for p in results_files(workdir)}
+
+
+def results_files(root: Path) -> list[Path]:
+    """Every result whose bytes must not depend on how the run got there (interrupted or not)."""
+    return sorted([*(root / "results/runs").rglob("*.json"), *(root / "results/curves").glob("*.csv"),
+                   *(root / "results/tables").glob("glov.*"), root / "results/metrics.json"])
+
+
+@pytest.mark.slow
+def test_end_to_end_offline_resume_and_determinism(workdir, offline_env, reference_run, tmp_path):
+    env = offline_env
+    tables = {p: reference_run[p] for p in ("results/tables/glov.md", "results/tables/glov.csv", "results/metrics.json")}
     md = tables["results/tables/glov.md"].decode()
     for row in ("S-TEMP", "GLOV w/o guidance", "GLOV (alpha chosen on val)"):
         assert row in md
     metrics = json.loads(tables["results/metrics.json"])
-    assert {"s_temp/animal_mnist/test_acc", "glov/animal_mnist/test_acc", "glov_wo_guidance/mean/test_acc"} <= set(metrics)
-    assert (workdir / "results/plots/animal_mnist.png").stat().st_size > 1000
+    assert {"s_temp/animal_mnist/test_acc", "glov/animal_mnist/test_acc", "glov/toy/test_acc", "glov_wo_guidance/mean/test_acc"} <= set(metrics)
+    assert all((workdir / f"results/plots/{d}.png").stat().st_size > 1000 for d in ("animal_mnist", "toy"))
     run = workdir / "results/runs/animal_mnist/lab-minilm-untrained/smollm2-135m-instruct/a1.0/s0"
     step2 = json.loads((run / "step_002.json").read_text())
     assert len(step2["candidates"]) == 4 and {"meta_prompt", "steering", "state", "n_failed"} <= set(step2)
@@ -97,7 +118,7 @@ def test_end_to_end_offline_resume_and_determinism(workdir, tmp_path):
     # a new alpha plans only its own chain: other runs' params did not change
     more = tmp_path / "more_alphas.yaml"
     more.write_text("steering: {alphas: [0.0, 1.0, 0.5]}\n")
-    assert planned_jobs(snakemake(workdir, "-n", env=env, extra_config=more)) == {"glov_step": 3, "score": 1, "aggregate": 1, "all": 1}
+    assert planned_jobs(snakemake(workdir, "-n", env=env, extra_config=more)) == {"glov_step": 6, "score": 2, "aggregate": 1, "all": 1}
 
     (run / "step_001.json").unlink()
     plan = planned_jobs(snakemake(workdir, "-n", env=env))
@@ -106,19 +127,75 @@ def test_end_to_end_offline_resume_and_determinism(workdir, tmp_path):
     again = snakemake(workdir, env=env)
     assert again.returncode == 0, again.stderr[-4000:]
     assert {p: (workdir / p).read_bytes() for p in tables} == tables  # resumed run == uninterrupted run
+    assert {str(p.relative_to(workdir)): p.read_bytes() for p in results_files(workdir)} == reference_run
 
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("glov").experiment_id], max_results=1000)
     parents = [r for r in runs if r.data.tags.get("mlflow.runName") == "snakemake"]
-    assert len(parents) == 2 and all(r.info.status == "FINISHED" for r in parents)
+    assert len(parents) == 2 and all(r.info.status == "FINISHED" for r in runs)  # concurrent jobs: none lost or stuck
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     first_parent = min(parents, key=lambda r: r.info.start_time).info.run_id
     n_first = sum(r.data.tags["mlflow.parentRunId"] == first_parent for r in children)
-    # one child per job: export, build_vlm, cache_llm, prep, 3 embeds, 2 x 3 steps, 2 scores, aggregate
-    assert n_first == 1 + 1 + 1 + 1 + 3 + 6 + 2 + 1
+    # one child per job: export, build_vlm, cache_llm, 2 preps, 2 x 3 embeds, 2 x 2 x 3 steps, 2 x 2 scores, aggregate
+    assert n_first == 1 + 1 + 1 + 2 + 6 + 12 + 4 + 1
     second_parent = max(parents, key=lambda r: r.info.start_time).info.run_id
     assert sum(r.data.tags["mlflow.parentRunId"] == second_parent for r in children) == 2 + 1 + 1  # the resumed jobs
     aggregate = next(r for r in children if r.data.tags["mlflow.runName"] == "aggregate")
-    assert {a.path for a in client.list_artifacts(aggregate.info.run_id)} == {"glov.md", "glov.csv", "metrics.json", "animal_mnist.png"}
+    assert {a.path for a in client.list_artifacts(aggregate.info.run_id)} == {"glov.md", "glov.csv", "metrics.json", "animal_mnist.png", "toy.png"}
+
+
+def start_snakemake(cwd: Path, env: dict, out: Path) -> subprocess.Popen:
+    """Snakemake in its own process group, as a shell, SLURM or Kubernetes would start (and kill) it."""
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", *TINY]
+    return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def kill_mid_step(cwd: Path, env: dict, step: str, sig: signal.Signals) -> Path:
+    """Start the workflow, wait until a glov_step job of ``step`` is working, then send ``sig``
+    to the whole process group (Snakemake and its jobs). Returns that job's log."""
+    proc = start_snakemake(cwd, env, cwd / f"killed_{sig.name}.out")
+    deadline = time.monotonic() + 600
+    while not (logs := [p for p in (cwd / "logs/glov_step").rglob(f"{step}.log") if p.stat().st_size > 0]):
+        assert proc.poll() is None and time.monotonic() < deadline, (cwd / f"killed_{sig.name}.out").read_text()[-3000:]
+        time.sleep(0.2)
+    time.sleep(3)  # inside the job: models loaded, generating
+    os.killpg(proc.pid, sig)
+    proc.wait(timeout=120)
+    return logs[0]
+
+
+def step_output(log: Path, cwd: Path) -> Path:
+    """The step JSON a glov_step log belongs to (logs/glov_step/<run>/NNN.log -> results/runs/<run>/step_NNN.json)."""
+    run = log.parent.relative_to(cwd / "logs/glov_step")
+    return cwd / "results/runs" / run / f"step_{log.stem}.json"
+
+
+@pytest.mark.slow
+def test_killed_mid_step_with_sigterm_then_sigkill_resumes_to_identical_results(workdir, offline_env, reference_run, tmp_path_factory):
+    killed = tracked_copy(tmp_path_factory.mktemp("killed"))
+    shutil.copytree(workdir / "resources", killed / "resources", copy_function=os.link)  # built models: not what is tested
+
+    log = kill_mid_step(killed, offline_env, "001", signal.SIGTERM)
+    assert not step_output(log, killed).exists()
+    assert "interrupted: terminated by signal 15; finished steps are kept" in log.read_text()
+
+    log = kill_mid_step(killed, offline_env, "002", signal.SIGKILL)
+    assert not step_output(log, killed).exists()
+    assert list((killed / ".snakemake/locks").iterdir())  # SIGKILL leaves Snakemake's lock behind ...
+
+    final = snakemake(killed, env=offline_env)  # ... and a plain rerun resumes anyway
+    assert final.returncode == 0, final.stderr[-4000:]
+    assert "removed the Snakemake lock left by a killed run" in final.stderr
+    assert {str(p.relative_to(killed)): p.read_bytes() for p in results_files(killed)} == reference_run
+    assert not [p for p in (killed / "results").rglob("*.tmp")]  # no half-written leftovers
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{killed / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("glov").experiment_id], max_results=1000)
+    status = {r.info.status for r in runs}
+    assert "RUNNING" not in status and "KILLED" in status  # SIGKILLed runs closed by the next invocation
+    parents = sorted((r for r in runs if r.data.tags["mlflow.runName"] == "snakemake"), key=lambda r: r.info.start_time)
+    assert [r.info.status for r in parents] == ["FAILED", "KILLED", "FINISHED"]

@@ -3,11 +3,13 @@ from glov import paths
 from glov.config import alpha_tag, build, validate
 from glov.data import get_dataset_spec
 from glov.pipeline import check, llm_spec, vlm_spec
+from glov.resume import clear_stale_lock, record_lock_owner
 from glov.tracking import end_workflow_run, start_workflow_run
 
 config.update(validate(config))  # fills defaults; a bad key stops here with its name in the message
 PARAMS = build(config)
 check(PARAMS)
+clear_stale_lock()  # a run killed with SIGKILL left Snakemake's lock: resume without --unlock
 
 VLM = PARAMS.vlm.name
 LLM = PARAMS.llm.name

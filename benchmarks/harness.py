@@ -1,0 +1,83 @@
+"""Shared by the benchmarks: timing, the machine description, and the offline models they use.
+
+Every benchmark measures a candidate and its baseline in the same process on the same inputs, and
+reports their ratio: absolute figures depend on the machine, ratios much less.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Callable
+
+REPO = Path(__file__).resolve().parents[1]
+VLM_DIR = REPO / "resources/models/vlm/lab-minilm-untrained"
+LLM_DIR = REPO / "resources/models/llm/smollm2-135m-instruct"
+
+
+def timed(fn: Callable[[], object], repeats: int = 3) -> float:
+    """Median wall seconds of ``repeats`` calls."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def timed_pair(a: Callable[[], object], b: Callable[[], object], repeats: int = 5) -> tuple[float, float]:
+    """Median wall seconds of ``a`` and ``b``, measured alternately so that drift in the machine's
+    speed (other load, clock changes) hits both alike."""
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(repeats):
+        for fn, out in ((a, times[0]), (b, times[1])):
+            start = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - start)
+    return statistics.median(times[0]), statistics.median(times[1])
+
+
+def command_line(run: Callable[..., dict], parser: argparse.ArgumentParser) -> None:
+    """Run one benchmark from its script: the parser's options (named like ``run``'s arguments)
+    plus ``--threads``; print the result as JSON."""
+    import torch
+
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    options = vars(parser.parse_args())
+    torch.set_num_threads(options.pop("threads"))
+    print(json.dumps(run(**options), indent=2))
+
+
+def machine() -> str:
+    import torch
+
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor() or "unknown CPU") if Path("/proc/cpuinfo").exists() else platform.processor()
+    mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return (f"{cpu}, {os.cpu_count()} cores, {mem_gib:.0f} GiB RAM, {gpu}; Python {platform.python_version()}, "
+            f"torch {torch.__version__}, {torch.get_num_threads()} torch threads")
+
+
+def offline_vlm():
+    """The default offline VLM (built as the workflow's build_vlm rule does, if missing)."""
+    from glov.lab_vlm import build_untrained_minilm
+    from glov.vlm import VLMSpec, load_vlm
+
+    if not (VLM_DIR / "open_clip_config.json").exists():
+        build_untrained_minilm(VLM_DIR)
+    return load_vlm(VLMSpec(f"local-dir:{VLM_DIR}"))
+
+
+def offline_llm():
+    """SmolLM2-135M-Instruct, dequantised once as the workflow's cache_llm rule does."""
+    from glov.llm import HFLLM, LLMSpec, cache_dequantised, resolve_llm
+
+    if not LLM_DIR.is_dir():
+        cache_dequantised(resolve_llm("smollm2-135m-instruct"), LLM_DIR)
+    return HFLLM.load(LLMSpec(str(LLM_DIR)))
