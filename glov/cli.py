@@ -1,4 +1,4 @@
-"""``glov`` / ``python -m glov``: list registries, validate params, or run without Snakemake."""
+"""``glov`` / ``python -m glov``: list registries, validate params, run without Snakemake, or diff two runs."""
 
 from __future__ import annotations
 
@@ -68,6 +68,13 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _diff(args: argparse.Namespace) -> int:
+    from glov.diff import format_diff, load_snapshot
+
+    print(format_diff(load_snapshot(args.a, args.repo), load_snapshot(args.b, args.repo)), end="")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="glov", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -76,7 +83,13 @@ def main(argv: list[str] | None = None) -> int:
         p = sub.add_parser(name, help=text)
         p.add_argument("--params", default="params.yaml")
         p.set_defaults(fn=fn)
+    diff = sub.add_parser("diff", help="accuracy and params differences between two runs")
+    for name in ("a", "b"):
+        diff.add_argument(name, help="a results directory, a git revision or a DVC experiment name")
+    diff.add_argument("--repo", default=".", help="the git repository that holds revisions and experiments")
+    diff.set_defaults(fn=_diff)
     args = parser.parse_args(argv)
+    from glov.diff import DiffError
     from glov.pipeline import USER_ERRORS
 
     from glov.resume import Terminated, sigterm_raises
@@ -84,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with sigterm_raises():
             return args.fn(args)
-    except USER_ERRORS as exc:
+    except (*USER_ERRORS, DiffError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except (KeyboardInterrupt, Terminated):

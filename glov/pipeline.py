@@ -15,6 +15,7 @@ from typing import Any, Iterator, Sequence
 import torch
 
 from glov import config as C
+from glov.baselines import ds_temp_templates
 from glov.data import DataError, get_dataset_spec, prepare
 from glov.data.splits import SplitError
 from glov.embeddings import CacheError, ImageEmbeddings, load_embeddings, save_embeddings
@@ -218,7 +219,8 @@ def run_step(
 def score_run(
     params: C.Params, manifest_path: str | Path, final_step: str | Path, embeddings: dict[str, str | Path], out: str | Path
 ) -> None:
-    """Per step: top-k ensemble of the history so far on train and val; the best val step goes to test."""
+    """Per step: top-k ensemble of the history so far on train and val; the best val step goes to
+    test. The LLM-free baselines S-TEMP and DS-TEMP are scored on the same splits."""
     manifest = read_json(manifest_path)
     state = State.from_dict(read_json(final_step)["state"])
     with _track(params, f"score/{manifest['dataset']}/{Path(final_step).parent.name}", {"dataset": manifest["dataset"]}) as tracker:
@@ -234,7 +236,7 @@ def score_run(
             curve.append({"step": s, "best_train": best_so_far, "topk_train": fit["train"](templates), "topk_val": val_by_step[s]})
             tracker.log_metrics({k_: v for k_, v in curve[-1].items() if k_ != "step"}, step=s)
         chosen = select_step(val_by_step, templates_by_step)
-        base = params.optimizer.base_template
+        base, ds_temp = params.optimizer.base_template, ds_temp_templates()
         result = {
             "dataset": manifest["dataset"],
             "chosen_step": chosen.step,
@@ -242,11 +244,13 @@ def score_run(
             "val_acc": chosen.val_accuracy,
             "test_acc": fit["test"](chosen.templates),
             "s_temp": {"template": base, "val_acc": fit["val"](base), "test_acc": fit["test"](base)},
+            "ds_temp": {"templates": len(ds_temp), "val_acc": fit["val"](ds_temp), "test_acc": fit["test"](ds_temp)},
             "failures": state.failures,
             "curve": curve,
         }
         write_json(out, result)
-        tracker.log_metrics({"test_acc": result["test_acc"], "val_acc": result["val_acc"], "s_temp_test_acc": result["s_temp"]["test_acc"]})
+        tracker.log_metrics({"test_acc": result["test_acc"], "val_acc": result["val_acc"], "s_temp_test_acc": result["s_temp"]["test_acc"],
+                             "ds_temp_test_acc": result["ds_temp"]["test_acc"]})
 
 
 # ---------------------------------------------------------------- tables
@@ -262,10 +266,11 @@ def aggregate_tables(params: C.Params, entries: Sequence[tuple[str, float, int]]
         f" Mean ± std over seeds where there are several."
     )
     with _track(params, "aggregate", {}) as tracker:
-        tables.aggregate(
+        rows = tables.aggregate(
             [(d, a, s, p) for (d, a, s), p in zip(entries, score_paths)],
             list(params.data.datasets), header, paths.TABLE_MD, paths.TABLE_CSV, paths.METRICS, paths.PLOT, paths.CURVE,
         )
-        for artefact in (paths.TABLE_MD, paths.TABLE_CSV, paths.METRICS, *[paths.PLOT.format(dataset=d) for d in params.data.datasets]):
+        tables.write_paper_table(rows, spec.label or params.vlm.name, paths.PAPER_TABLE)
+        for artefact in (paths.TABLE_MD, paths.TABLE_CSV, paths.PAPER_TABLE, paths.METRICS, *[paths.PLOT.format(dataset=d) for d in params.data.datasets]):
             tracker.log_artifact(artefact)
         tracker.log_metrics(read_json(paths.METRICS))

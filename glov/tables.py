@@ -1,7 +1,8 @@
 """Aggregation: per-run scores -> method x dataset tables, DVC metrics, curves and plots.
 
 Method selection happens here, on val only: "GLOV" is the alpha > 0 with the best val accuracy
-(ties -> smaller alpha), per dataset and seed; "GLOV w/o guidance" is alpha = 0.
+(ties -> smaller alpha), per dataset and seed; "GLOV w/o guidance" is alpha = 0. S-TEMP and
+DS-TEMP need no LLM; every run scores them on its splits, and the tables take them from the first.
 """
 
 from __future__ import annotations
@@ -14,8 +15,14 @@ from typing import Iterable, Mapping
 
 from glov.io import read_json, write_json, write_text
 
-S_TEMP, GLOV_WO, GLOV = "s_temp", "glov_wo_guidance", "glov"
-LABELS = {S_TEMP: "S-TEMP (a photo of a {}.)", GLOV_WO: "GLOV w/o guidance (alpha=0)", GLOV: "GLOV (alpha chosen on val)"}
+S_TEMP, DS_TEMP, LLM_OPT, GLOV_WO, GLOV = "s_temp", "ds_temp", "llm_opt", "glov_wo_guidance", "glov"
+LABELS = {
+    S_TEMP: "S-TEMP (a photo of a {}.)",
+    DS_TEMP: "DS-TEMP (80-template ensemble)",
+    LLM_OPT: "LLM-Opt",
+    GLOV_WO: "GLOV w/o guidance (alpha=0)",
+    GLOV: "GLOV (alpha chosen on val)",
+}
 
 
 @dataclass(frozen=True)
@@ -32,11 +39,13 @@ def load_scores(entries: Iterable[tuple[str, float, int, str | Path]]) -> list[R
 
 def per_seed_results(scores: list[RunScore]) -> dict[str, dict[str, dict[int, float]]]:
     """method -> dataset -> seed -> test accuracy."""
-    out: dict[str, dict[str, dict[int, float]]] = {S_TEMP: {}, GLOV_WO: {}, GLOV: {}}
+    out: dict[str, dict[str, dict[int, float]]] = {S_TEMP: {}, DS_TEMP: {}, GLOV_WO: {}, GLOV: {}}
     keys = sorted({(r.dataset, r.seed) for r in scores})
     for dataset, seed in keys:
         runs = sorted((r for r in scores if r.dataset == dataset and r.seed == seed), key=lambda r: r.alpha)
         out[S_TEMP].setdefault(dataset, {})[seed] = runs[0].score["s_temp"]["test_acc"]
+        if "ds_temp" in runs[0].score:  # absent from scores written before DS-TEMP existed
+            out[DS_TEMP].setdefault(dataset, {})[seed] = runs[0].score["ds_temp"]["test_acc"]
         for r in runs:
             if r.alpha == 0:
                 out[GLOV_WO].setdefault(dataset, {})[seed] = r.score["test_acc"]
@@ -85,6 +94,45 @@ def to_markdown(rows: list[dict], datasets: list[str], header: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def load_published(name: str = "glov_table1") -> dict:
+    from importlib import resources
+
+    import yaml
+
+    return yaml.safe_load(resources.files("glov.published").joinpath(f"{name}.yaml").read_text())
+
+
+def paper_table(rows: list[dict], vlm_label: str, published: Mapping | None = None) -> str:
+    """Our numbers next to the paper's, per cell ``ours / paper (ours - paper)``; ``-`` where we
+    have no number. Only the paper's datasets and methods appear; the mean is ours only when we
+    ran all of its datasets."""
+    published = published or load_published()
+    cols = published["datasets"]
+    ours = {(r["method"], r["dataset"]): r["mean"] for r in rows}
+    covered = all((GLOV, d) in ours or (S_TEMP, d) in ours for d in cols if d != "mean")
+    lines = [
+        "# Paper Table 1, side by side: ours / published (difference)",
+        "",
+        f"Published: {published['vlm']}. Ours: {vlm_label}."
+        + ("" if vlm_label == published["vlm"] else " The models differ, so the differences say nothing about the method;"
+           " run config/paper.yaml to compare like with like."),
+        "",
+        "| method | " + " | ".join(cols) + " |",
+        "|---|" + "---|" * len(cols),
+    ]
+    for method, numbers in published["methods"].items():
+        cells = []
+        for col, theirs in zip(cols, numbers):
+            mine = ours.get((method, col)) if col != "mean" or covered else None
+            cells.append(f"- / {theirs:.1f}" if mine is None else f"{mine:.1f} / {theirs:.1f} ({mine - theirs:+.1f})")
+        lines.append(f"| {LABELS[method]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_paper_table(rows: list[dict], vlm_label: str, out: str | Path) -> None:
+    write_text(out, paper_table(rows, vlm_label))
+
+
 def metrics(rows: list[dict]) -> dict[str, float]:
     return {f"{r['method']}/{r['dataset']}/test_acc": r["mean"] for r in rows}
 
@@ -131,7 +179,8 @@ def plot_curves(by_alpha: Mapping[float, list[dict]], dataset: str, out: str | P
 def aggregate(
     entries: list[tuple[str, float, int, str | Path]], datasets: list[str], header: str,
     table_md: str | Path, table_csv: str | Path, metrics_json: str | Path, plot_pattern: str, curve_pattern: str,
-) -> None:
+) -> list[dict]:
+    """Write the tables, metrics, curves and plots; return the summary rows."""
     scores = load_scores(entries)
     rows = summary_rows(per_seed_results(scores), datasets)
     write_text(table_md, to_markdown(rows, datasets, header))
@@ -151,3 +200,4 @@ def aggregate(
         for stale in folder.glob("*.csv"):
             if stale.resolve() not in written:
                 stale.unlink()
+    return rows

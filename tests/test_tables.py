@@ -1,10 +1,11 @@
 import json
 
-from glov.tables import aggregate, per_seed_results, summary_rows, to_markdown
+from glov.tables import aggregate, load_published, paper_table, per_seed_results, summary_rows, to_markdown
 
 
 def score(test, val, s_temp_test, curve_len=3):
     return {"test_acc": test, "val_acc": val, "s_temp": {"test_acc": s_temp_test, "val_acc": 0.0},
+            "ds_temp": {"test_acc": s_temp_test + 2, "val_acc": 0.0},
             "curve": [{"step": s, "best_train": 10.0 + s, "topk_train": 9.0 + s, "topk_val": 8.0 + s} for s in range(curve_len)]}
 
 
@@ -29,6 +30,7 @@ def test_alpha_is_chosen_on_val_per_seed_and_seeds_are_averaged(tmp_path):
     assert results["glov"]["pets"] == {0: 60.0, 1: 70.0}  # never the test-best 99.0
     assert results["glov_wo_guidance"]["pets"] == {0: 50.0, 1: 54.0}
     assert results["s_temp"]["pets"] == {0: 40.0, 1: 41.0}
+    assert results["ds_temp"]["pets"] == {0: 42.0, 1: 43.0}
     rows = summary_rows(results, ["pets"])
     glov = next(r for r in rows if r["method"] == "glov" and r["dataset"] == "pets")
     assert (glov["mean"], glov["std"], glov["n_seeds"]) == (65.0, 7.07, 2)
@@ -51,6 +53,31 @@ def test_aggregate_writes_all_outputs_byte_identically(tmp_path):
     assert set(first) == {"t.md", "t.csv", "m.json", "pets.png", "pets_a0.0.csv", "pets_a0.5.csv", "pets_a1.0.csv"}
     assert json.loads(first["m.json"])["glov/pets/test_acc"] == 65.0
     assert json.loads(first["m.json"])["s_temp/mean/test_acc"] == 40.5
+    assert json.loads(first["m.json"])["ds_temp/pets/test_acc"] == 42.5
     assert first["pets_a0.5.csv"].decode().splitlines()[1] == "0,10.0000,9.0000,8.0000"
     assert first["pets.png"][:8] == b"\x89PNG\r\n\x1a\n"
     assert go() == first
+
+
+def test_paper_table_puts_ours_next_to_published_with_the_difference():
+    published = {"vlm": "CLIP ViT-B-32 (openai)", "datasets": ["imagenet", "dtd", "mean"],
+                 "methods": {"s_temp": [61.9, 40.2, 51.05], "glov": [64.5, 42.6, 53.6]}}
+    rows = [{"method": "glov", "dataset": "imagenet", "mean": 65.0}, {"method": "s_temp", "dataset": "imagenet", "mean": 60.0},
+            {"method": "glov", "dataset": "pets", "mean": 90.0}]  # not a paper dataset: not shown
+    md = paper_table(rows, "CLIP ViT-B-32 (openai)", published)
+    assert "| GLOV (alpha chosen on val) | 65.0 / 64.5 (+0.5) | - / 42.6 | - / 53.6 |" in md  # no mean without every dataset
+    assert "| S-TEMP (a photo of a {}.) | 60.0 / 61.9 (-1.9) |" in md
+    assert "models differ" not in md
+    rows += [{"method": "glov", "dataset": "dtd", "mean": 40.0}, {"method": "glov", "dataset": "mean", "mean": 52.5}]
+    md = paper_table(rows, "lab model", published)
+    assert "| 40.0 / 42.6 (-2.6) | 52.5 / 53.6 (-1.1) |" in md and "models differ" in md
+
+
+def test_published_numbers_cover_the_sixteen_datasets_and_five_methods():
+    from glov.data import list_datasets
+
+    published = load_published()
+    assert len(published["datasets"]) == 17 and set(published["datasets"][:-1]) <= set(list_datasets())
+    assert set(published["methods"]) == {"s_temp", "ds_temp", "llm_opt", "glov_wo_guidance", "glov"}
+    assert all(len(v) == 17 for v in published["methods"].values())
+    assert published["methods"]["glov"][-1] == 59.6

@@ -83,3 +83,13 @@ def test_padding_is_kept_where_cutting_would_change_embeddings(vlm):
     tokens = torch.tensor([[5, 6, 0, 0], [7, 0, 0, 0]])
     assert torch.equal(cut_trailing_padding(tokens, None), tokens)
     assert torch.equal(cut_trailing_padding(tokens, 0), tokens[:, :2])
+
+
+def test_ds_temp_is_the_mean_of_its_80_normalised_template_embeddings(vlm):
+    from glov.baselines import ds_temp_templates
+
+    templates = ds_temp_templates()
+    assert len(templates) == 80 and all(t.count("{}") == 1 for t in templates) and templates[0] == "a bad photo of a {}."
+    w = text_classifier(vlm, ["cat", "dog"], templates)
+    per_template = torch.stack([vlm.encode_texts([t.format(c) for c in ("cat", "dog")]) for t in templates])
+    torch.testing.assert_close(w, F.normalize(per_template.mean(0), dim=-1))

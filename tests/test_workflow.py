@@ -94,7 +94,7 @@ def reference_run(workdir, offline_env):
 def results_files(root: Path) -> list[Path]:
     """Every result whose bytes must not depend on how the run got there (interrupted or not)."""
     return sorted([*(root / "results/runs").rglob("*.json"), *(root / "results/curves").glob("*.csv"),
-                   *(root / "results/tables").glob("glov.*"), root / "results/metrics.json"])
+                   *(root / "results/tables").glob("*.*"), root / "results/metrics.json"])
 
 
 @pytest.mark.slow
@@ -102,10 +102,10 @@ def test_end_to_end_offline_resume_and_determinism(workdir, offline_env, referen
     env = offline_env
     tables = {p: reference_run[p] for p in ("results/tables/glov.md", "results/tables/glov.csv", "results/metrics.json")}
     md = tables["results/tables/glov.md"].decode()
-    for row in ("S-TEMP", "GLOV w/o guidance", "GLOV (alpha chosen on val)"):
+    for row in ("S-TEMP", "DS-TEMP (80-template ensemble)", "GLOV w/o guidance", "GLOV (alpha chosen on val)"):
         assert row in md
     metrics = json.loads(tables["results/metrics.json"])
-    assert {"s_temp/animal_mnist/test_acc", "glov/animal_mnist/test_acc", "glov/toy/test_acc", "glov_wo_guidance/mean/test_acc"} <= set(metrics)
+    assert {"s_temp/animal_mnist/test_acc", "ds_temp/toy/test_acc", "glov/animal_mnist/test_acc", "glov/toy/test_acc", "glov_wo_guidance/mean/test_acc"} <= set(metrics)
     assert all((workdir / f"results/plots/{d}.png").stat().st_size > 1000 for d in ("animal_mnist", "toy"))
     run = workdir / "results/runs/animal_mnist/lab-minilm-untrained/smollm2-135m-instruct/a1.0/s0"
     step2 = json.loads((run / "step_002.json").read_text())
@@ -114,6 +114,11 @@ def test_end_to_end_offline_resume_and_determinism(workdir, offline_env, referen
 
     nothing = snakemake(workdir, "-n", env=env)
     assert "Nothing to be done" in nothing.stdout + nothing.stderr
+
+    report = snakemake(workdir, "--report", "report.html", env=env)
+    assert report.returncode == 0, report.stderr[-3000:]
+    html = (workdir / "report.html").read_text()
+    assert all(name in html for name in ("glov.md", "paper_table1.md", "animal_mnist.png", "toy.png", "Optimisation curves"))
 
     # a new alpha plans only its own chain: other runs' params did not change
     more = tmp_path / "more_alphas.yaml"
@@ -143,7 +148,7 @@ def test_end_to_end_offline_resume_and_determinism(workdir, offline_env, referen
     second_parent = max(parents, key=lambda r: r.info.start_time).info.run_id
     assert sum(r.data.tags["mlflow.parentRunId"] == second_parent for r in children) == 2 + 1 + 1  # the resumed jobs
     aggregate = next(r for r in children if r.data.tags["mlflow.runName"] == "aggregate")
-    assert {a.path for a in client.list_artifacts(aggregate.info.run_id)} == {"glov.md", "glov.csv", "metrics.json", "animal_mnist.png", "toy.png"}
+    assert {a.path for a in client.list_artifacts(aggregate.info.run_id)} == {"glov.md", "glov.csv", "paper_table1.md", "metrics.json", "animal_mnist.png", "toy.png"}
 
 
 def start_snakemake(cwd: Path, env: dict, out: Path) -> subprocess.Popen:
@@ -199,3 +204,14 @@ def test_killed_mid_step_with_sigterm_then_sigkill_resumes_to_identical_results(
     assert "RUNNING" not in status and "KILLED" in status  # SIGKILLed runs closed by the next invocation
     parents = sorted((r for r in runs if r.data.tags["mlflow.runName"] == "snakemake"), key=lambda r: r.info.start_time)
     assert [r.info.status for r in parents] == ["FAILED", "KILLED", "FINISHED"]
+
+
+def test_slurm_profile_sets_resources_of_real_rules():
+    import re
+
+    import yaml
+
+    profile = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
+    rules = {m for f in (REPO / "workflow/rules").glob("*.smk") for m in re.findall(r"^rule (\w+):", f.read_text(), re.M)}
+    assert profile["executor"] == "slurm"
+    assert set(profile["set-resources"]) <= rules and "glov_step" in profile["set-resources"]

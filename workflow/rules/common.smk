@@ -38,6 +38,12 @@ def only(section, *keys):
     return {k: config[section][k] for k in keys}
 
 
+def gpus(*sections):
+    """Snakemake's standard `gpu` resource: 1 for a job whose models run on CUDA. Executor plugins
+    (SLURM, Kubernetes) request it per job; locally `--resources gpu=1` keeps one GPU job at a time."""
+    return int(any(str(config[s]["device"]).startswith("cuda") for s in sections))
+
+
 def run_wildcards(**extra):
     return dict(vlm=VLM, llm=LLM, **extra)
 
@@ -89,6 +95,7 @@ def get_final_output():
         *get_steps(),
         paths.TABLE_MD,
         paths.TABLE_CSV,
+        paths.PAPER_TABLE,
         paths.METRICS,
         *[paths.PLOT.format(dataset=d) for d in DATASETS],
         *[paths.CURVE.format(dataset=d, alpha=a) for d in DATASETS for a in ALPHAS],

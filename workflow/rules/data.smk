@@ -46,5 +46,6 @@ rule embed_images:
     threads: 2
     resources:
         mem_mb=4000,
+        gpu=gpus("vlm"),
     script:
         "../scripts/embed_images.py"

@@ -20,5 +20,6 @@ rule glov_step:
     threads: 1
     resources:
         mem_mb=4000,
+        gpu=gpus("vlm", "llm"),
     script:
         "../scripts/glov_step.py"

@@ -2,10 +2,11 @@ rule aggregate:
     input:
         get_scores(),
     output:
-        md=paths.TABLE_MD,
+        md=report(paths.TABLE_MD, caption="../report/tables.rst", category="Tables"),
         csv=paths.TABLE_CSV,
+        paper=report(paths.PAPER_TABLE, caption="../report/paper_table.rst", category="Tables"),
         metrics=paths.METRICS,
-        plots=[paths.PLOT.format(dataset=d) for d in DATASETS],
+        plots=[report(paths.PLOT.format(dataset=d), caption="../report/curves.rst", category="Optimisation curves") for d in DATASETS],
         curves=[paths.CURVE.format(dataset=d, alpha=a) for d in DATASETS for a in ALPHAS],
     log:
         "logs/aggregate.log",
