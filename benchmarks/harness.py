@@ -15,31 +15,29 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from glov import paths
+
 REPO = Path(__file__).resolve().parents[1]
-VLM_DIR = REPO / "resources/models/vlm/lab-minilm-untrained"
-LLM_DIR = REPO / "resources/models/llm/smollm2-135m-instruct"
+VLM_DIR = REPO / paths.VLM_DIR.format(vlm="lab-minilm-untrained")  # where the workflow builds them
+LLM_DIR = REPO / paths.LLM_DIR.format(llm="smollm2-135m-instruct")
+
+
+def _seconds(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
 
 
 def timed(fn: Callable[[], object], repeats: int = 3) -> float:
     """Median wall seconds of ``repeats`` calls."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(_seconds(fn) for _ in range(repeats))
 
 
 def timed_pair(a: Callable[[], object], b: Callable[[], object], repeats: int = 5) -> tuple[float, float]:
     """Median wall seconds of ``a`` and ``b``, measured alternately so that drift in the machine's
     speed (other load, clock changes) hits both alike."""
-    times: tuple[list[float], list[float]] = ([], [])
-    for _ in range(repeats):
-        for fn, out in ((a, times[0]), (b, times[1])):
-            start = time.perf_counter()
-            fn()
-            out.append(time.perf_counter() - start)
-    return statistics.median(times[0]), statistics.median(times[1])
+    pairs = [(_seconds(a), _seconds(b)) for _ in range(repeats)]
+    return statistics.median(t for t, _ in pairs), statistics.median(t for _, t in pairs)
 
 
 def command_line(run: Callable[..., dict], parser: argparse.ArgumentParser) -> None:

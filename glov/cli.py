@@ -91,7 +91,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from glov.diff import DiffError
     from glov.pipeline import USER_ERRORS
-
     from glov.resume import Terminated, sigterm_raises
 
     try:
