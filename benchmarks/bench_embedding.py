@@ -16,14 +16,14 @@ from pathlib import Path
 import torch
 
 from harness import command_line, offline_vlm, timed_pair
-from glov.data.bundled import export_animal_mnist
+from glov.data.sources import export_task
 from glov.vlm import open_image, embed_image_files
 
 
 def run(n_images: int = 640, batch_size: int = 64, repeats: int = 5) -> dict:
     vlm = offline_vlm()
     with tempfile.TemporaryDirectory() as tmp:
-        export_animal_mnist(tmp, -(-n_images // 10))
+        export_task("animal_mnist", tmp, -(-n_images // 10))
         files = sorted(Path(tmp).rglob("*.png"))[:n_images]
         pixels = torch.stack([vlm.preprocess(open_image(f)) for f in files])
 

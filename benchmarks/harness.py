@@ -63,7 +63,7 @@ def machine() -> str:
 
 
 def offline_vlm():
-    """The default offline VLM (built as the workflow's build_vlm rule does, if missing)."""
+    """The default offline VLM (built as the workflow's train_lab_vlm rule builds it untrained, if missing): speed does not depend on the weights."""
     from glov.lab_vlm import build_untrained_minilm
     from glov.vlm import VLMSpec, load_vlm
 

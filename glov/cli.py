@@ -30,15 +30,16 @@ def _run(args: argparse.Namespace) -> int:
     """The workflow's jobs in order, in one process (no caching between invocations)."""
     from glov import paths
     from glov.config import alpha_tag
-    from glov.pipeline import (aggregate_tables, build_vlm, cache_llm, check, embed_images, export_bundled_dataset,
-                               llm_spec, prepare_dataset, run_step, score_run, vlm_spec)
+    from glov.pipeline import (aggregate_tables, cache_llm, check, embed_images, export_bundled_dataset,
+                               llm_spec, prepare_dataset, run_step, score_run, train_lab_vlm,
+                               vlm_spec)
     from glov.data import get_dataset_spec
     from pathlib import Path
 
     p = C.load_params(args.params)
     check(p)
     if vlm_spec(p).builder and not Path(paths.VLM_DIR.format(vlm=p.vlm.name)).exists():
-        build_vlm(p, paths.VLM_DIR.format(vlm=p.vlm.name))
+        train_lab_vlm(p, paths.VLM_DIR.format(vlm=p.vlm.name))
     if llm_spec(p).wheel and not Path(paths.LLM_DIR.format(llm=p.llm.name)).exists():
         cache_llm(p, paths.LLM_DIR.format(llm=p.llm.name))
     entries, scores = [], []
@@ -75,6 +76,17 @@ def _diff(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fetch_data(args: argparse.Namespace) -> int:
+    """Part of the install: the Debian-packaged images the lab VLM and lab tasks are built from."""
+    from pathlib import Path
+
+    from glov.data.sources import fetch_all
+
+    for folder in fetch_all(Path(args.dest)):
+        print(f"ok: {folder}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="glov", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -83,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         p = sub.add_parser(name, help=text)
         p.add_argument("--params", default="params.yaml")
         p.set_defaults(fn=fn)
+    fetch = sub.add_parser("fetch-data", help="download the offline lab images (Debian packages, no root needed)")
+    fetch.add_argument("--dest", default="resources/sources", help="where the packages are unpacked")
+    fetch.set_defaults(fn=_fetch_data)
     diff = sub.add_parser("diff", help="accuracy and params differences between two runs")
     for name in ("a", "b"):
         diff.add_argument(name, help="a results directory, a git revision or a DVC experiment name")

@@ -38,12 +38,26 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
+class VLMTrainConfig:
+    """How the offline lab VLM is trained (``vlm.train``); the schema holds the defaults."""
+
+    sources: tuple[str, ...] = ("animal_mnist", "fashion_mnist", "clipart")
+    max_images_per_source: int = 8000
+    epochs: int = 6
+    batch_size: int = 256
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    seed: int = 0
+
+
+@dataclass(frozen=True)
 class VLMConfig:
     name: str
     arch: str | None
     pretrained: str | None
     device: str
     batch_size: int
+    train: VLMTrainConfig = field(default_factory=VLMTrainConfig)
 
 
 @dataclass(frozen=True)
@@ -147,7 +161,7 @@ def build(d: Mapping[str, Any]) -> Params:
     """Frozen dataclasses from a dict that :func:`validate` has already completed."""
     return Params(
         data=DataConfig(**{**d["data"], "datasets": tuple(d["data"]["datasets"])}),
-        vlm=VLMConfig(**d["vlm"]),
+        vlm=VLMConfig(**{**d["vlm"], "train": VLMTrainConfig(**{**d["vlm"]["train"], "sources": tuple(d["vlm"]["train"]["sources"])})}),
         llm=LLMConfig(**d["llm"]),
         optimizer=OptimizerConfig(**d["optimizer"]),
         steering=SteeringConfig(**{**d["steering"], "alphas": tuple(float(a) for a in d["steering"]["alphas"])}),

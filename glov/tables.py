@@ -137,6 +137,50 @@ def write_paper_table(rows: list[dict], vlm_label: str, out: str | Path) -> None
     write_text(out, paper_table(rows, vlm_label))
 
 
+def template_spread(step_records: Iterable[Mapping], n: int = 20) -> dict | None:
+    """Min, max and spread of the 1-shot train accuracy of the first ``n`` LLM templates that
+    could be scored (in the order they were generated): does wording matter to this VLM?"""
+    accs = [c["accuracy"] for rec in step_records for c in rec.get("candidates", []) if c.get("status") == "scored"][:n]
+    if not accs:
+        return None
+    return {"n": len(accs), "min": min(accs), "max": max(accs), "spread": round(max(accs) - min(accs), 2)}
+
+
+def _cell(rows: list[dict], method: str, dataset: str) -> dict | None:
+    return next((r for r in rows if r["method"] == method and r["dataset"] == dataset), None)
+
+
+def _fmt(row: dict | None) -> str:
+    return "-" if row is None else f"{row['mean']:.1f}" + (f" ± {row['std']:.1f}" if row["n_seeds"] > 1 else "")
+
+
+def lab_table(rows: list[dict], chance: Mapping[str, float], spreads: Mapping[str, dict | None], header: str) -> str:
+    """The lab tasks' accuracies beside chance, how much wording matters, and a plain verdict per
+    task computed from the numbers (GLOV beats S-TEMP or it does not)."""
+    methods = [m for m in (S_TEMP, DS_TEMP, GLOV_WO, GLOV) if any(r["method"] == m for r in rows)]
+    lines = [header, "", "| task | chance | " + " | ".join(LABELS[m] for m in methods) + " |", "|---|---|" + "---|" * len(methods)]
+    for task in chance:
+        lines.append(f"| {task} | {chance[task]:.1f} | " + " | ".join(_fmt(_cell(rows, m, task)) for m in methods) + " |")
+    lines += ["", "## Does the wording of the prompt matter?", "",
+              "1-shot train accuracy of the first LLM-generated templates that could be scored (alpha = 0, first seed).", "",
+              "| task | templates | min | max | spread (max - min) |", "|---|---|---|---|---|"]
+    for task in chance:
+        sp = spreads.get(task)
+        lines.append(f"| {task} | 0 | - | - | - |" if sp is None else f"| {task} | {sp['n']} | {sp['min']:.1f} | {sp['max']:.1f} | {sp['spread']:.1f} |")
+    lines += ["", "## Verdict (from the numbers above)", ""]
+    for task in chance:
+        s_temp, glov, wo = (_cell(rows, m, task) for m in (S_TEMP, GLOV, GLOV_WO))
+        above = "above" if s_temp and s_temp["mean"] > chance[task] else "NOT above"
+        line = f"- {task}: S-TEMP is {above} chance ({_fmt(s_temp)} vs {chance[task]:.1f})."
+        for name, row in (("GLOV", glov), ("GLOV w/o guidance", wo)):
+            if row and s_temp:
+                delta = row["mean"] - s_temp["mean"]
+                verdict = "beats" if delta > 0 else "ties with" if delta == 0 else "does not beat"
+                line += f" {name} {verdict} S-TEMP ({delta:+.1f} points)."
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
 def metrics(rows: list[dict]) -> dict[str, float]:
     return {f"{r['method']}/{r['dataset']}/test_acc": r["mean"] for r in rows}
 

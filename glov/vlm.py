@@ -52,6 +52,14 @@ def list_vlms() -> list[str]:
 for _name, _arch in [("vit-b-32", "ViT-B-32"), ("vit-b-16", "ViT-B-16"), ("vit-l-14", "ViT-L-14")]:
     register_vlm(_name, VLMSpec(_arch, "openai", label=f"CLIP {_arch} (openai)"))
 register_vlm(
+    "lab-minilm",
+    VLMSpec(
+        LOCAL_DIR + "{models_dir}/lab-minilm",
+        builder="trained_minilm",
+        label="lab: MiniLM text tower (locked) + small ViT trained offline (rule train_lab_vlm)",
+    ),
+)
+register_vlm(
     "lab-minilm-untrained",
     VLMSpec(
         LOCAL_DIR + "{models_dir}/lab-minilm-untrained",
@@ -130,7 +138,7 @@ def load_vlm(spec: VLMSpec, device: str = "cpu") -> VLM:
         folder = Path(spec.arch[len(LOCAL_DIR) :])
         if not (folder / "open_clip_config.json").exists():
             fix = (
-                "it is built by the workflow (rule build_vlm): run `snakemake --cores all`"
+                "it is built by the workflow (rule train_lab_vlm): run `snakemake --cores all`"
                 if spec.builder
                 else "put open_clip_config.json and open_clip_model.safetensors there"
             )

@@ -17,7 +17,8 @@ def test_ls_lists_the_registries(capsys):
 @pytest.mark.slow
 def test_run_without_snakemake_writes_tables(tmp_path):
     params = {
-        "data": {"val_per_class": 1, "test_per_class": 2},
+        "data": {"datasets": ["animal_mnist"], "val_per_class": 1, "test_per_class": 2},
+        "vlm": {"train": {"sources": ["animal_mnist"], "max_images_per_source": 64, "epochs": 1}},
         "optimizer": {"steps": 1, "candidates": 2, "max_new_tokens": 8},
         "steering": {"alphas": [0.0]},
         "tracking": {"mlflow": False},
@@ -26,7 +27,8 @@ def test_run_without_snakemake_writes_tables(tmp_path):
     r = subprocess.run([sys.executable, "-m", "glov", "run"], cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "| S-TEMP (a photo of a {}.) |" in (tmp_path / "results/tables/glov.md").read_text()
-    step = json.loads((tmp_path / "results/runs/animal_mnist/lab-minilm-untrained/smollm2-135m-instruct/a0.0/s0/step_001.json").read_text())
+    assert "| animal_mnist | 10.0 |" in (tmp_path / "results/tables/lab.md").read_text()
+    step = json.loads((tmp_path / "results/runs/animal_mnist/lab-minilm/smollm2-135m-instruct/a0.0/s0/step_001.json").read_text())
     assert len(step["candidates"]) == 2
     assert not (tmp_path / "mlflow.db").exists()  # tracking off means no store is created
 

@@ -68,20 +68,9 @@ def test_coop_json_layout(tmp_path):
 
 def test_registry_lists_paper_datasets_and_names_unknown():
     assert {"imagenet", "eurosat", "dtd", "oxford_pets", "animal_mnist", "resisc45"} <= set(list_datasets())
-    assert len(list_datasets()) == 17
+    assert len(list_datasets()) == 19
     with pytest.raises(DataError, match="known: "):
         get_dataset_spec("imagenet-typo")
-
-
-def test_bundled_animal_mnist_export(tmp_path):
-    from glov.data.bundled import ANIMAL_MNIST_CLASSES, export_animal_mnist
-
-    assert export_animal_mnist(tmp_path, 3) == 30
-    assert sorted(p.name for p in tmp_path.iterdir()) == ANIMAL_MNIST_CLASSES
-    from PIL import Image
-
-    with Image.open(tmp_path / "zebra" / "0000.png") as im:
-        assert im.size == (28, 28)
 
 
 def fake_imagenet(root):

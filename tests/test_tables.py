@@ -81,3 +81,33 @@ def test_published_numbers_cover_the_sixteen_datasets_and_five_methods():
     assert set(published["methods"]) == {"s_temp", "ds_temp", "llm_opt", "glov_wo_guidance", "glov"}
     assert all(len(v) == 17 for v in published["methods"].values())
     assert published["methods"]["glov"][-1] == 59.6
+
+
+def test_template_spread_takes_the_first_scored_llm_templates_in_order():
+    from glov.tables import template_spread
+
+    steps = [
+        {"candidates": [{"status": "invalid"}, {"status": "scored", "accuracy": 40.0}, {"status": "scored", "accuracy": 70.0}]},
+        {"candidates": [{"status": "duplicate"}, {"status": "scored", "accuracy": 55.0}, {"status": "scored", "accuracy": 10.0}]},
+    ]
+    assert template_spread(steps, n=3) == {"n": 3, "min": 40.0, "max": 70.0, "spread": 30.0}
+    assert template_spread(steps)["spread"] == 60.0
+    assert template_spread([{"candidates": [{"status": "invalid"}]}]) is None
+
+
+def test_lab_table_states_chance_spread_and_an_honest_verdict():
+    from glov.tables import lab_table
+
+    rows = [
+        {"method": "s_temp", "dataset": "a", "mean": 60.0, "std": 0.0, "n_seeds": 3},
+        {"method": "glov", "dataset": "a", "mean": 58.5, "std": 1.2, "n_seeds": 3},
+        {"method": "glov_wo_guidance", "dataset": "a", "mean": 61.0, "std": 0.5, "n_seeds": 3},
+        {"method": "s_temp", "dataset": "b", "mean": 12.0, "std": 0.0, "n_seeds": 3},
+        {"method": "glov", "dataset": "b", "mean": 20.0, "std": 2.0, "n_seeds": 3},
+    ]
+    md = lab_table(rows, {"a": 10.0, "b": 16.7}, {"a": {"n": 20, "min": 30.0, "max": 70.0, "spread": 40.0}, "b": None}, "# H")
+    assert "| a | 10.0 | 60.0 ± 0.0 | 61.0 ± 0.5 | 58.5 ± 1.2 |" in md
+    assert "| b | 16.7 | 12.0 ± 0.0 | - | 20.0 ± 2.0 |" in md
+    assert "| a | 20 | 30.0 | 70.0 | 40.0 |" in md and "| b | 0 | - | - | - |" in md
+    assert "- a: S-TEMP is above chance (60.0 ± 0.0 vs 10.0). GLOV does not beat S-TEMP (-1.5 points). GLOV w/o guidance beats S-TEMP (+1.0 points)." in md
+    assert "- b: S-TEMP is NOT above chance (12.0 ± 0.0 vs 16.7). GLOV beats S-TEMP (+8.0 points)." in md

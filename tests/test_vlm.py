@@ -57,7 +57,7 @@ def test_image_embedding_and_corrupt_image_error(tmp_path, vlm):
 def test_missing_and_unknown_models_say_how_to_fix(tmp_path):
     with pytest.raises(VLMError, match="no open_clip model at"):
         load_vlm(resolve_vlm("x", f"local-dir:{tmp_path}", None, "."))
-    with pytest.raises(VLMError, match="rule build_vlm"):
+    with pytest.raises(VLMError, match="rule train_lab_vlm"):
         load_vlm(resolve_vlm("lab-minilm-untrained", None, None, tmp_path))
     with pytest.raises(VLMError, match="known: "):
         resolve_vlm("nope", None, None, ".")

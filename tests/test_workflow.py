@@ -107,10 +107,13 @@ def test_end_to_end_offline_resume_and_determinism(workdir, offline_env, referen
     metrics = json.loads(tables["results/metrics.json"])
     assert {"s_temp/animal_mnist/test_acc", "ds_temp/toy/test_acc", "glov/animal_mnist/test_acc", "glov/toy/test_acc", "glov_wo_guidance/mean/test_acc"} <= set(metrics)
     assert all((workdir / f"results/plots/{d}.png").stat().st_size > 1000 for d in ("animal_mnist", "toy"))
-    run = workdir / "results/runs/animal_mnist/lab-minilm-untrained/smollm2-135m-instruct/a1.0/s0"
+    run = workdir / "results/runs/animal_mnist/lab-minilm/smollm2-135m-instruct/a1.0/s0"
     step2 = json.loads((run / "step_002.json").read_text())
     assert len(step2["candidates"]) == 4 and {"meta_prompt", "steering", "state", "n_failed"} <= set(step2)
     assert step2["steering"]["layer"] == 16
+    lab = reference_run["results/tables/lab.md"].decode()  # animal_mnist is a lab task, toy is not
+    assert "| animal_mnist | 10.0 |" in lab and "| toy |" not in lab and "trained on 300 animal_mnist images" in lab
+    assert "- animal_mnist: S-TEMP is" in lab and "S-TEMP (" in lab
 
     nothing = snakemake(workdir, "-n", env=env)
     assert "Nothing to be done" in nothing.stdout + nothing.stderr
@@ -118,7 +121,7 @@ def test_end_to_end_offline_resume_and_determinism(workdir, offline_env, referen
     report = snakemake(workdir, "--report", "report.html", env=env)
     assert report.returncode == 0, report.stderr[-3000:]
     html = (workdir / "report.html").read_text()
-    assert all(name in html for name in ("glov.md", "paper_table1.md", "animal_mnist.png", "toy.png", "Optimisation curves"))
+    assert all(name in html for name in ("glov.md", "paper_table1.md", "lab.md", "animal_mnist.png", "toy.png", "Optimisation curves"))
 
     # a new alpha plans only its own chain: other runs' params did not change
     more = tmp_path / "more_alphas.yaml"
@@ -143,12 +146,15 @@ def test_end_to_end_offline_resume_and_determinism(workdir, offline_env, referen
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     first_parent = min(parents, key=lambda r: r.info.start_time).info.run_id
     n_first = sum(r.data.tags["mlflow.parentRunId"] == first_parent for r in children)
-    # one child per job: export, build_vlm, cache_llm, 2 preps, 2 x 3 embeds, 2 x 2 x 3 steps, 2 x 2 scores, aggregate
+    # one child per job: export, train_lab_vlm, cache_llm, 2 preps, 2 x 3 embeds, 2 x 2 x 3 steps, 2 x 2 scores, aggregate
     assert n_first == 1 + 1 + 1 + 2 + 6 + 12 + 4 + 1
     second_parent = max(parents, key=lambda r: r.info.start_time).info.run_id
     assert sum(r.data.tags["mlflow.parentRunId"] == second_parent for r in children) == 2 + 1 + 1  # the resumed jobs
     aggregate = next(r for r in children if r.data.tags["mlflow.runName"] == "aggregate")
-    assert {a.path for a in client.list_artifacts(aggregate.info.run_id)} == {"glov.md", "glov.csv", "paper_table1.md", "metrics.json", "animal_mnist.png", "toy.png"}
+    assert {a.path for a in client.list_artifacts(aggregate.info.run_id)} == {"glov.md", "glov.csv", "paper_table1.md", "lab.md", "metrics.json", "animal_mnist.png", "toy.png"}
+    training = next(r for r in children if r.data.tags["mlflow.runName"] == "train_lab_vlm/lab-minilm")
+    losses = [m.value for m in client.get_metric_history(training.info.run_id, "train_loss")]
+    assert len(losses) == 2 and losses[1] < losses[0]  # the loss curve of the 2 epochs of .test/params.yaml
 
 
 def start_snakemake(cwd: Path, env: dict, out: Path) -> subprocess.Popen:

@@ -2,7 +2,7 @@
 from glov import paths
 from glov.config import alpha_tag, build, validate
 from glov.data import get_dataset_spec
-from glov.pipeline import check, llm_spec, vlm_spec
+from glov.pipeline import check, lab_tasks, llm_spec, vlm_spec
 from glov.resume import clear_stale_lock, record_lock_owner
 from glov.tracking import end_workflow_run, start_workflow_run
 
@@ -16,6 +16,7 @@ LLM = PARAMS.llm.name
 ALPHAS = [alpha_tag(a) for a in PARAMS.steering.alphas]
 SEEDS = list(PARAMS.seeds)
 DATASETS = list(PARAMS.data.datasets)
+LAB_TASKS = lab_tasks(PARAMS)
 LAST_STEP = paths.step_name(PARAMS.optimizer.steps)
 BUNDLED = {
     name: spec

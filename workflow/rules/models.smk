@@ -1,14 +1,19 @@
-rule build_vlm:
+rule train_lab_vlm:
     output:
         directory(paths.VLM_DIR),
     log:
-        "logs/build_vlm/{vlm}.log",
+        "logs/train_lab_vlm/{vlm}.log",
+    benchmark:
+        "benchmarks/runs/train_lab_vlm/{vlm}.tsv"
     conda:
         "../envs/glov.yaml"
     params:
-        vlm=only("vlm", "name", "arch", "pretrained"),
+        vlm=only("vlm", "name", "arch", "pretrained", "train"),
+    threads: workflow.cores
+    resources:
+        mem_mb=6000,
     script:
-        "../scripts/build_vlm.py"
+        "../scripts/train_lab_vlm.py"
 
 
 rule cache_llm:

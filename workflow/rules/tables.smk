@@ -5,6 +5,7 @@ rule aggregate:
         md=report(paths.TABLE_MD, caption="../report/tables.rst", category="Tables"),
         csv=paths.TABLE_CSV,
         paper=report(paths.PAPER_TABLE, caption="../report/paper_table.rst", category="Tables"),
+        lab=[report(paths.LAB_TABLE, caption="../report/lab.rst", category="Tables")] if LAB_TASKS else [],
         metrics=paths.METRICS,
         plots=[report(paths.PLOT.format(dataset=d), caption="../report/curves.rst", category="Optimisation curves") for d in DATASETS],
         curves=[paths.CURVE.format(dataset=d, alpha=a) for d in DATASETS for a in ALPHAS],

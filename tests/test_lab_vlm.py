@@ -1,0 +1,52 @@
+"""The offline lab VLM: its contrastive loss, a short real training run, and the open_clip round trip."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from glov.config import VLMTrainConfig
+from glov.lab_vlm import TRAINING_RECORD, contrastive_loss, train_minilm
+from glov.io import read_json
+from glov.vlm import load_vlm, resolve_vlm
+
+
+def test_contrastive_loss_on_a_hand_made_case():
+    scale = torch.tensor(math.log(10.0))
+    eye = torch.eye(2)
+    # two images, two distinct captions, perfectly aligned: CE = log(1 + e^-10) each
+    expected = math.log(1 + math.exp(-10))
+    assert math.isclose(float(contrastive_loss(eye, eye, torch.tensor([0, 1]), scale)), expected, rel_tol=1e-3)
+    # three images that share caption 0 with one other caption: no image is a negative of another
+    images = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    loss = contrastive_loss(images, eye, torch.tensor([0, 0, 1]), scale)
+    assert math.isclose(float(loss), expected, rel_tol=1e-3)
+
+
+@pytest.mark.slow
+def test_short_training_run_learns_saves_and_loads_through_open_clip(tmp_path):
+    cfg = VLMTrainConfig(sources=("animal_mnist",), max_images_per_source=256, epochs=3, batch_size=64, seed=0)
+    models = tmp_path / "models"
+    out = train_minilm(models / "lab-minilm", cfg, progress=False)
+    record = read_json(out / TRAINING_RECORD)
+    losses = record["loss_per_epoch"]
+    assert len(losses) == 3 and losses[2] < losses[0] - 0.1  # it learns
+    assert record["n_images"] == {"animal_mnist": 256} and record["n_captions"] == 10
+    # the trained folder is self-contained and loads by registry name through open_clip's local-dir path
+    vlm = load_vlm(resolve_vlm("lab-minilm", None, None, models))
+    saved = load_file(str(out / "open_clip_model.safetensors"))
+    for name, tensor in vlm.model.state_dict().items():
+        torch.testing.assert_close(tensor, saved[name], atol=0, rtol=0)
+    # the text transformer stayed locked: it equals the pretrained MiniLM
+    from glov.lab_vlm import build_untrained_minilm
+
+    untrained = load_file(str(build_untrained_minilm(tmp_path / "untrained") / "open_clip_model.safetensors"))
+    locked = [k for k in saved if k.startswith("text.transformer.")]
+    assert locked and all(torch.equal(saved[k], untrained[k]) for k in locked)
+    assert not torch.equal(saved["visual.conv1.weight"], untrained["visual.conv1.weight"])
+    # the same seed gives the same run
+    again = train_minilm(tmp_path / "again", cfg, progress=False)
+    assert read_json(again / TRAINING_RECORD)["loss_per_epoch"] == losses
