@@ -18,7 +18,7 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -102,7 +102,7 @@ class TrainingSet:
     pixels: torch.Tensor  # [N, 3, H, W], preprocessed
     captions: list[str]  # unique caption texts
     caption_ids: list[list[int]]  # per image, the indices of its captions
-    sources: list[str] = field(default_factory=list)  # per image
+    sources: list[str]  # per image
 
 
 def collect_training_set(preprocess: Callable, cfg: VLMTrainConfig, progress: bool = True) -> TrainingSet:
@@ -176,9 +176,10 @@ def train_image_tower(
             loss.backward()
             opt.step()
             sched.step()
-            total += float(loss.detach()) * len(idx)
+            value = float(loss.detach())
+            total += value * len(idx)
             bar.update()
-            bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
+            bar.set_postfix(loss=f"{value:.3f}")
         history.append(total / n)
         log.info("epoch %d: loss %.4f (%.0f s)", len(history), history[-1], time.perf_counter() - started)
     bar.close()
@@ -193,6 +194,7 @@ def train_minilm(out_dir: str | Path, train: VLMTrainConfig | None = None, progr
     """Train the lab VLM and save it where ``local-dir:`` loads it, with a record of the run
     (loss per epoch, image and caption counts) in ``training.json``."""
     import open_clip
+    from open_clip.transform import PreprocessCfg, image_transform_v2
 
     from glov.io import write_json
 
@@ -200,7 +202,8 @@ def train_minilm(out_dir: str | Path, train: VLMTrainConfig | None = None, progr
     model, model_cfg = init_minilm(out_dir, cfg.seed)
     save_open_clip_dir(model, model_cfg, out_dir)  # self-contained first: tokenizer and transforms load from it
     tokenizer = open_clip.get_tokenizer(f"local-dir:{Path(out_dir)}")
-    _, _, preprocess = open_clip.create_model_and_transforms(f"local-dir:{Path(out_dir)}", pretrained_text=False)
+    # the eval transform that load_vlm will use, derived from this model (no second model is built)
+    preprocess = image_transform_v2(PreprocessCfg(**model.visual.preprocess_cfg), is_train=False)
     started = time.perf_counter()
     data = collect_training_set(preprocess, cfg, progress)
     log.info("%d training images, %d captions, loaded in %.0f s", len(data.pixels), len(data.captions), time.perf_counter() - started)
@@ -209,7 +212,7 @@ def train_minilm(out_dir: str | Path, train: VLMTrainConfig | None = None, progr
     history = train_image_tower(model, data, pooled, cfg, progress)
     out = save_open_clip_dir(model, model_cfg, out_dir)
     record = {
-        "config": {**asdict(cfg), "sources": list(cfg.sources)},
+        "config": asdict(cfg),
         "loss_per_epoch": history,
         "n_images": {s: data.sources.count(s) for s in cfg.sources},
         "n_captions": len(data.captions),
