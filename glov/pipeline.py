@@ -277,11 +277,12 @@ def write_lab_table(params: C.Params, rows: list[dict]) -> list[str]:
     if not tasks:
         return []
     chance = {d: 100.0 / len(read_json(paths.MANIFEST.format(dataset=d))["classnames"]) for d in tasks}
-    first = dict(vlm=params.vlm.name, llm=params.llm.name, alpha=C.alpha_tag(min(params.steering.alphas)), seed=min(params.seeds))
-    spreads = {}
-    for d in tasks:
-        steps = [paths.STEP.format(dataset=d, step=paths.step_name(t), **first) for t in range(1, params.optimizer.steps + 1)]
-        spreads[d] = tables.template_spread(read_json(p) for p in steps)
+    spreads: dict[str, dict[int, dict | None]] = {}
+    for d in tasks:  # the LLM's templates come from the chains of the smallest alpha, one per seed
+        for seed in params.seeds:
+            run = dict(vlm=params.vlm.name, llm=params.llm.name, alpha=C.alpha_tag(min(params.steering.alphas)), seed=seed, dataset=d)
+            steps = [paths.STEP.format(step=paths.step_name(t), **run) for t in range(1, params.optimizer.steps + 1)]
+            spreads.setdefault(d, {})[seed] = tables.template_spread(read_json(p) for p in steps)
     record_path = Path(paths.VLM_DIR.format(vlm=params.vlm.name)) / TRAINING_RECORD
     trained = "untrained image tower: every accuracy is chance by construction"
     if record_path.exists():

@@ -105,9 +105,11 @@ def test_lab_table_states_chance_spread_and_an_honest_verdict():
         {"method": "s_temp", "dataset": "b", "mean": 12.0, "std": 0.0, "n_seeds": 3},
         {"method": "glov", "dataset": "b", "mean": 20.0, "std": 2.0, "n_seeds": 3},
     ]
-    md = lab_table(rows, {"a": 10.0, "b": 16.7}, {"a": {"n": 20, "min": 30.0, "max": 70.0, "spread": 40.0}, "b": None}, "# H")
+    spreads = {"a": {0: {"n": 20, "min": 30.0, "max": 70.0, "spread": 40.0}, 1: {"n": 20, "min": 70.0, "max": 70.0, "spread": 0.0}},
+               "b": {0: None}}
+    md = lab_table(rows, {"a": 10.0, "b": 16.7}, spreads, "# H")
     assert "| a | 10.0 | 60.0 ± 0.0 | 61.0 ± 0.5 | 58.5 ± 1.2 |" in md
     assert "| b | 16.7 | 12.0 ± 0.0 | - | 20.0 ± 2.0 |" in md
-    assert "| a | 20 | 30.0 | 70.0 | 40.0 |" in md and "| b | 0 | - | - | - |" in md
-    assert "- a: S-TEMP is above chance (60.0 ± 0.0 vs 10.0). GLOV does not beat S-TEMP (-1.5 points). GLOV w/o guidance beats S-TEMP (+1.0 points)." in md
+    assert "| a | 0 | 20 | 30.0 | 70.0 | 40.0 |" in md and "| a | 1 | 20 | 70.0 | 70.0 | 0.0 |" in md and "| b | 0 | 0 | - | - | - |" in md
+    assert "- a: S-TEMP is above chance (60.0 ± 0.0 vs 10.0). Wording matters in 1 of 2 seeds (largest spread 40.0 points). GLOV does not beat S-TEMP (-1.5 points). GLOV w/o guidance beats S-TEMP (+1.0 points)." in md
     assert "- b: S-TEMP is NOT above chance (12.0 ± 0.0 vs 16.7). GLOV beats S-TEMP (+8.0 points)." in md
