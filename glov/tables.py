@@ -175,8 +175,11 @@ def lab_table(rows: list[dict], chance: Mapping[str, float], spreads: Mapping[st
     lines += ["", "## Verdict (from the numbers above)", ""]
     for task in chance:
         s_temp, glov, wo = (_cell(rows, m, task) for m in (S_TEMP, GLOV, GLOV_WO))
-        above = "above" if s_temp and s_temp["mean"] > chance[task] else "NOT above"
-        line = f"- {task}: S-TEMP is {above} chance ({_fmt(s_temp)} vs {chance[task]:.1f})."
+        if s_temp is None:
+            line = f"- {task}: S-TEMP was not run."
+        else:
+            above = "above" if s_temp["mean"] > chance[task] else "NOT above"
+            line = f"- {task}: S-TEMP is {above} chance ({_fmt(s_temp)} vs {chance[task]:.1f})."
         seeds = [sp for sp in spreads.get(task, {}).values() if sp]
         if seeds:
             matters = sum(sp["spread"] >= WORDING_MATTERS for sp in seeds)
