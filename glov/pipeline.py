@@ -277,12 +277,13 @@ def write_lab_table(params: C.Params, rows: list[dict]) -> list[str]:
     if not tasks:
         return []
     chance = {d: 100.0 / len(read_json(paths.MANIFEST.format(dataset=d))["classnames"]) for d in tasks}
-    spreads: dict[str, dict[int, dict | None]] = {}
-    for d in tasks:  # the LLM's templates come from the chains of the smallest alpha, one per seed
-        for seed in params.seeds:
-            run = dict(vlm=params.vlm.name, llm=params.llm.name, alpha=C.alpha_tag(min(params.steering.alphas)), seed=seed, dataset=d)
-            steps = [paths.STEP.format(step=paths.step_name(t), **run) for t in range(1, params.optimizer.steps + 1)]
-            spreads.setdefault(d, {})[seed] = tables.template_spread(read_json(p) for p in steps)
+    alpha = C.alpha_tag(min(params.steering.alphas))  # the LLM's templates: the chains of the smallest alpha, one per seed
+
+    def spread(dataset: str, seed: int) -> dict | None:
+        run = dict(dataset=dataset, vlm=params.vlm.name, llm=params.llm.name, alpha=alpha, seed=seed)
+        return tables.template_spread(read_json(paths.STEP.format(step=paths.step_name(t), **run)) for t in range(1, params.optimizer.steps + 1))
+
+    spreads = {d: {seed: spread(d, seed) for seed in params.seeds} for d in tasks}
     record_path = Path(paths.VLM_DIR.format(vlm=params.vlm.name)) / TRAINING_RECORD
     trained = "untrained image tower: every accuracy is chance by construction"
     if record_path.exists():
