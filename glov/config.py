@@ -94,6 +94,31 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class LLMOptConfig:
+    iterations: int = 10
+    pool: int = 3
+    max_words: int = 15
+
+
+@dataclass(frozen=True)
+class AWTConfig:
+    views: int = 8
+    crop_scale: float = 0.5
+    image_temperature: float = 0.5
+    text_temperature: float = 0.5
+    epsilon: float = 0.1
+    sinkhorn_iterations: int = 100
+
+
+@dataclass(frozen=True)
+class BaselinesConfig:
+    descriptions_per_class: int = 5
+    max_new_tokens: int = 48
+    llm_opt: LLMOptConfig = field(default_factory=LLMOptConfig)
+    awt: AWTConfig = field(default_factory=AWTConfig)
+
+
+@dataclass(frozen=True)
 class TrackingConfig:
     mlflow: bool
     experiment: str
@@ -109,6 +134,8 @@ class Params:
     eval: EvalConfig
     seeds: tuple[int, ...]
     tracking: TrackingConfig
+    methods: tuple[str, ...] = ()
+    baselines: BaselinesConfig = field(default_factory=BaselinesConfig)
 
 
 def _fill_defaults(node_schema: dict, instance: Any) -> Any:
@@ -154,7 +181,9 @@ def validate(raw: Mapping[str, Any], source: str = "params.yaml") -> dict:
 
 
 def from_dict(raw: Mapping[str, Any], source: str = "params.yaml") -> Params:
-    return build(validate(raw, source))
+    params = build(validate(raw, source))
+    check_methods(params)
+    return params
 
 
 def build(d: Mapping[str, Any]) -> Params:
@@ -168,7 +197,31 @@ def build(d: Mapping[str, Any]) -> Params:
         eval=EvalConfig(**d["eval"]),
         seeds=tuple(d["seeds"]),
         tracking=TrackingConfig(**d["tracking"]),
+        methods=tuple(d["methods"]),
+        baselines=BaselinesConfig(**{
+            **d["baselines"], "llm_opt": LLMOptConfig(**d["baselines"]["llm_opt"]), "awt": AWTConfig(**d["baselines"]["awt"]),
+        }),
     )
+
+
+GLOV_METHODS = ("glov_wo_guidance", "glov")
+BASELINE_METHODS = ("s_temp", "ds_temp", "llm_opt", "cupl", "dclip", "awt")
+
+
+def glov_alphas(params: Params) -> tuple[float, ...]:
+    """The alphas whose optimisation chains the selected methods need: 0 is GLOV w/o guidance, any
+    alpha > 0 is a candidate for GLOV (chosen on val)."""
+    wanted = {"glov_wo_guidance": lambda a: a == 0, "glov": lambda a: a > 0}
+    return tuple(a for a in params.steering.alphas if any(wanted[m](a) for m in params.methods if m in wanted))
+
+
+def check_methods(params: Params) -> None:
+    """A selected GLOV variant must have an alpha to run; the schema cannot see across sections."""
+    alphas = list(params.steering.alphas)
+    if "glov" in params.methods and not any(a > 0 for a in alphas):
+        raise ConfigError(f"methods: glov needs an alpha > 0 in steering.alphas (got {alphas}); or drop glov from methods")
+    if "glov_wo_guidance" in params.methods and 0 not in alphas:
+        raise ConfigError(f"methods: glov_wo_guidance needs 0.0 in steering.alphas (got {alphas}); or drop it from methods")
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

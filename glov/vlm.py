@@ -115,6 +115,13 @@ class VLM:
         self._text_cache: dict[str, torch.Tensor] = {}
         self._pad_id = droppable_pad_id(self.model)
 
+    @property
+    def logit_scale(self) -> float:
+        """The temperature CLIP was trained with (100 for OpenAI's models); softmax-based
+        methods (AWT's entropy weights) need it to turn similarities into the model's confidences."""
+        scale = getattr(self.model, "logit_scale", None)
+        return float(scale.detach().exp()) if scale is not None else 100.0
+
     @torch.inference_mode()
     def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.model.encode_image(pixels.to(self.device)).float(), dim=-1).cpu()
@@ -179,4 +186,27 @@ def embed_image_files(vlm: VLM, paths: Sequence[Path], batch_size: int = 64, des
     for i in tqdm(range(0, len(paths), batch_size), desc=desc, unit="batch", disable=None):
         pixels = torch.stack([vlm.preprocess(open_image(p)) for p in paths[i : i + batch_size]])
         chunks.append(vlm.encode_images(pixels))
+    return torch.cat(chunks) if chunks else torch.empty(0)
+
+
+def image_views(image: Image.Image, n_views: int, crop_scale: float) -> list[Image.Image]:
+    """The image itself, then ``n_views - 1`` random crops (area >= ``crop_scale``, aspect kept
+    within 3:4..4:3) flipped at random: AWT's augmented views. Draws from torch's global RNG."""
+    from torchvision.transforms import Compose, RandomHorizontalFlip, RandomResizedCrop
+
+    augment = Compose([RandomResizedCrop((image.height, image.width), scale=(crop_scale, 1.0)), RandomHorizontalFlip()])
+    return [image] + [augment(image) for _ in range(n_views - 1)]
+
+
+def embed_image_view_files(
+    vlm: VLM, paths: Sequence[Path], n_views: int, crop_scale: float, seed: int, batch_size: int = 64, desc: str = "embed views"
+) -> torch.Tensor:
+    """Normalised embeddings [N, V, D] of each image's views; the same seed gives the same crops."""
+    chunks = []
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        for i in tqdm(range(0, len(paths), batch_size), desc=desc, unit="batch", disable=None):
+            views = [v for p in paths[i : i + batch_size] for v in image_views(open_image(p), n_views, crop_scale)]
+            feats = vlm.encode_images(torch.stack([vlm.preprocess(v) for v in views]))
+            chunks.append(feats.view(-1, n_views, feats.shape[-1]))
     return torch.cat(chunks) if chunks else torch.empty(0)

@@ -3,9 +3,8 @@ import json
 from glov.tables import aggregate, load_published, paper_table, per_seed_results, summary_rows, to_markdown
 
 
-def score(test, val, s_temp_test, curve_len=3):
-    return {"test_acc": test, "val_acc": val, "s_temp": {"test_acc": s_temp_test, "val_acc": 0.0},
-            "ds_temp": {"test_acc": s_temp_test + 2, "val_acc": 0.0},
+def score(test, val, curve_len=3):
+    return {"test_acc": test, "val_acc": val,
             "curve": [{"step": s, "best_train": 10.0 + s, "topk_train": 9.0 + s, "topk_val": 8.0 + s} for s in range(curve_len)]}
 
 
@@ -18,15 +17,28 @@ def write_scores(tmp_path):
     }
     for (alpha, seed), (test, val) in table.items():
         p = tmp_path / f"a{alpha}_s{seed}.json"
-        p.write_text(json.dumps(score(test, val, 40.0 + seed)))
+        p.write_text(json.dumps(score(test, val)))
         entries.append(("pets", alpha, seed, p))
     return entries
+
+
+def write_baselines(tmp_path):
+    """S-TEMP and DS-TEMP results as rule baseline writes them."""
+    paths = []
+    for seed in (0, 1):
+        for method, test in (("s_temp", 40.0 + seed), ("ds_temp", 42.0 + seed)):
+            p = tmp_path / f"{method}_s{seed}.json"
+            p.write_text(json.dumps({"method": method, "dataset": "pets", "seed": seed, "val_acc": 0.0, "test_acc": test}))
+            paths.append(p)
+    return paths
 
 
 def test_alpha_is_chosen_on_val_per_seed_and_seeds_are_averaged(tmp_path):
     from glov.tables import load_scores
 
-    results = per_seed_results(load_scores(write_scores(tmp_path)))
+    from glov.io import read_json
+
+    results = per_seed_results(load_scores(write_scores(tmp_path)), [read_json(p) for p in write_baselines(tmp_path)])
     assert results["glov"]["pets"] == {0: 60.0, 1: 70.0}  # never the test-best 99.0
     assert results["glov_wo_guidance"]["pets"] == {0: 50.0, 1: 54.0}
     assert results["s_temp"]["pets"] == {0: 40.0, 1: 41.0}
@@ -39,11 +51,11 @@ def test_alpha_is_chosen_on_val_per_seed_and_seeds_are_averaged(tmp_path):
 
 
 def test_aggregate_writes_all_outputs_byte_identically(tmp_path):
-    entries = write_scores(tmp_path)
+    entries, baselines = write_scores(tmp_path), write_baselines(tmp_path)
     out = tmp_path / "out"
 
     def go():
-        aggregate(entries, ["pets"], "# header", out / "t.md", out / "t.csv", out / "m.json",
+        aggregate(entries, baselines, ["pets"], "# header", out / "t.md", out / "t.csv", out / "m.json",
                   str(out / "plots/{dataset}.png"), str(out / "curves/{dataset}_a{alpha}.csv"))
         return {p.name: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
 

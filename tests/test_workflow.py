@@ -94,6 +94,7 @@ def reference_run(workdir, offline_env):
 def results_files(root: Path) -> list[Path]:
     """Every result whose bytes must not depend on how the run got there (interrupted or not)."""
     return sorted([*(root / "results/runs").rglob("*.json"), *(root / "results/curves").glob("*.csv"),
+                   *(root / "results/baselines").rglob("*.json"), *(root / "results/descriptions").rglob("*.json"),
                    *(root / "results/tables").glob("*.*"), root / "results/metrics.json"])
 
 
@@ -102,10 +103,17 @@ def test_end_to_end_offline_resume_and_determinism(workdir, offline_env, referen
     env = offline_env
     tables = {p: reference_run[p] for p in ("results/tables/glov.md", "results/tables/glov.csv", "results/metrics.json")}
     md = tables["results/tables/glov.md"].decode()
-    for row in ("S-TEMP", "DS-TEMP (80-template ensemble)", "GLOV w/o guidance", "GLOV (alpha chosen on val)"):
-        assert row in md
+    from glov.tables import LABELS
+
+    assert all(f"| {label} |" in md for label in LABELS.values())  # every method, in the offline configuration
     metrics = json.loads(tables["results/metrics.json"])
-    assert {"s_temp/animal_mnist/test_acc", "ds_temp/toy/test_acc", "glov/animal_mnist/test_acc", "glov/toy/test_acc", "glov_wo_guidance/mean/test_acc"} <= set(metrics)
+    assert {f"{m}/{d}/test_acc" for m in LABELS for d in ("animal_mnist", "toy", "mean")} <= set(metrics)
+    baselines = workdir / "results/baselines/animal_mnist/lab-minilm/smollm2-135m-instruct"
+    llm_opt = json.loads((baselines / "llm_opt/s0.json").read_text())
+    assert len(llm_opt["search"]["iterations"]) == 2 and llm_opt["templates"] == [llm_opt["search"]["best"]]
+    assert json.loads((baselines / "awt/s0.json").read_text())["views"] == 3
+    cupl_texts = json.loads((workdir / "results/descriptions/toy/smollm2-135m-instruct/sentences/s0.json").read_text())
+    assert all(len(c["raw"]) == 2 for c in cupl_texts["classes"].values())
     assert all((workdir / f"results/plots/{d}.png").stat().st_size > 1000 for d in ("animal_mnist", "toy"))
     run = workdir / "results/runs/animal_mnist/lab-minilm/smollm2-135m-instruct/a1.0/s0"
     step2 = json.loads((run / "step_002.json").read_text())
@@ -146,8 +154,9 @@ def test_end_to_end_offline_resume_and_determinism(workdir, offline_env, referen
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     first_parent = min(parents, key=lambda r: r.info.start_time).info.run_id
     n_first = sum(r.data.tags["mlflow.parentRunId"] == first_parent for r in children)
-    # one child per job: export, train_lab_vlm, cache_llm, 2 preps, 2 x 3 embeds, 2 x 2 x 3 steps, 2 x 2 scores, aggregate
-    assert n_first == 1 + 1 + 1 + 2 + 6 + 12 + 4 + 1
+    # one child per job: export, train_lab_vlm, cache_llm, 2 preps, 2 x 3 embeds, 2 x 2 x 3 steps, 2 x 2 scores, aggregate,
+    # 2 x 2 description styles, 2 x 6 baselines
+    assert n_first == 1 + 1 + 1 + 2 + 6 + 12 + 4 + 1 + 4 + 12
     second_parent = max(parents, key=lambda r: r.info.start_time).info.run_id
     assert sum(r.data.tags["mlflow.parentRunId"] == second_parent for r in children) == 2 + 1 + 1  # the resumed jobs
     aggregate = next(r for r in children if r.data.tags["mlflow.runName"] == "aggregate")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Callable
 
 from glov.llm import LLM, Sampling, Steer
-from glov.optimizer.parse import parse_template
+from glov.optimizer.parse import Parsed, parse_template
 from glov.optimizer.prompts import meta_prompt, ranked
 from glov.optimizer.state import Candidate, Guidance, State
 
@@ -55,6 +55,32 @@ def guidance_after(history: tuple[Candidate, ...], previous_best: Candidate, gui
     return best, Guidance(best.template, below[-1].template) if below else guidance
 
 
+def score_completions(
+    outputs: list[str], history: tuple[Candidate, ...], fitness: Fitness, step_index: int, max_words: int | None = None
+) -> tuple[tuple[Candidate, ...], list[dict], int]:
+    """Parse each completion and score the new templates: (history + new ones, one record per
+    completion, number that could not be parsed). A template seen before costs nothing and must
+    not crowd the history; ``max_words`` (LLM-Opt's limit) rejects longer templates."""
+    history = list(history)
+    records, failures = [], 0
+    for raw in outputs:
+        parsed = parse_template(raw)
+        if parsed.template is not None and max_words is not None and len(parsed.template.split()) > max_words:
+            parsed = Parsed(None, f"more than {max_words} words")
+        if parsed.template is None:
+            failures += 1
+            records.append({"raw": raw, "status": "invalid", "reason": parsed.reason})
+            continue
+        known = next((c for c in history if c.template == parsed.template), None)
+        if known is not None:
+            records.append({"raw": raw, "status": "duplicate", "template": known.template, "accuracy": known.accuracy})
+            continue
+        cand = Candidate(parsed.template, round(fitness(parsed.template), 4), step_index)
+        history.append(cand)
+        records.append({"raw": raw, "status": "scored", "template": cand.template, "accuracy": cand.accuracy})
+    return tuple(history), records, failures
+
+
 def step(state: State, llm: LLM, fitness: Fitness, task: Task, cfg: StepConfig) -> tuple[State, dict]:
     t = state.step + 1
     messages = meta_prompt(task.dataset, task.description, state.history, cfg.topk)
@@ -66,24 +92,9 @@ def step(state: State, llm: LLM, fitness: Fitness, task: Task, cfg: StepConfig) 
         steering_record.update(active=True, positive=state.guidance.positive, negative=state.guidance.negative, norm=round(vector.norm, 4))
 
     outputs = llm.generate(messages, cfg.candidates, cfg.sampling, step_seed(cfg.seed, t), steer)
-    history = list(state.history)
-    records, failures = [], 0
-    for raw in outputs:
-        parsed = parse_template(raw)
-        if parsed.template is None:
-            failures += 1
-            records.append({"raw": raw, "status": "invalid", "reason": parsed.reason})
-            continue
-        known = next((c for c in history if c.template == parsed.template), None)
-        if known is not None:  # scored before: costs nothing, and must not crowd the history
-            records.append({"raw": raw, "status": "duplicate", "template": known.template, "accuracy": known.accuracy})
-            continue
-        cand = Candidate(parsed.template, round(fitness(parsed.template), 4), t)
-        history.append(cand)
-        records.append({"raw": raw, "status": "scored", "template": cand.template, "accuracy": cand.accuracy})
-
-    best, guidance = guidance_after(tuple(history), state.best, state.guidance)
-    new_state = replace(state, step=t, history=tuple(history), best=best, guidance=guidance, failures=state.failures + failures)
+    history, records, failures = score_completions(outputs, state.history, fitness, t)
+    best, guidance = guidance_after(history, state.best, state.guidance)
+    new_state = replace(state, step=t, history=history, best=best, guidance=guidance, failures=state.failures + failures)
     record = {
         "step": t,
         "meta_prompt": messages,

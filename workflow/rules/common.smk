@@ -1,6 +1,7 @@
 # Validate params.yaml before any job is planned, then expose the helpers the rules use.
 from glov import paths
-from glov.config import alpha_tag, build, validate
+from glov.baselines import DESCRIPTION_STYLE, DETERMINISTIC
+from glov.config import BASELINE_METHODS, alpha_tag, build, glov_alphas, validate
 from glov.data import get_dataset_spec
 from glov.pipeline import check, lab_tasks, llm_spec, vlm_spec
 from glov.resume import clear_stale_lock, record_lock_owner
@@ -13,7 +14,8 @@ clear_stale_lock()  # a run killed with SIGKILL left Snakemake's lock: resume wi
 
 VLM = PARAMS.vlm.name
 LLM = PARAMS.llm.name
-ALPHAS = [alpha_tag(a) for a in PARAMS.steering.alphas]
+ALPHAS = [alpha_tag(a) for a in glov_alphas(PARAMS)]  # the GLOV chains the selected methods need
+BASELINES = [m for m in PARAMS.methods if m in BASELINE_METHODS]
 SEEDS = list(PARAMS.seeds)
 DATASETS = list(PARAMS.data.datasets)
 LAB_TASKS = lab_tasks(PARAMS)
@@ -31,6 +33,8 @@ wildcard_constraints:
     step=r"\d{3}",
     alpha=r"[0-9.]+",
     seed=r"\d+",
+    method="|".join(BASELINE_METHODS),
+    style="|".join(sorted(set(DESCRIPTION_STYLE.values()))),
 
 
 def only(section, *keys):
@@ -80,6 +84,35 @@ def get_scores():
     ]
 
 
+def get_baselines():
+    """Methods without randomness run for the first seed only."""
+    return [
+        paths.BASELINE.format(dataset=d, method=m, seed=s, **run_wildcards())
+        for d in DATASETS
+        for m in BASELINES
+        for s in (SEEDS[:1] if m in DETERMINISTIC else SEEDS)
+    ]
+
+
+def get_descriptions(wildcards):
+    style = DESCRIPTION_STYLE.get(wildcards.method)
+    return [paths.DESCRIPTIONS.format(dataset=wildcards.dataset, llm=LLM, style=style, seed=wildcards.seed)] if style else []
+
+
+def baseline_params(wildcards):
+    """The params a baseline's result depends on (LLM descriptions carry theirs in their own file)."""
+    o, b = config["optimizer"], config["baselines"]
+    sampling = {k: o[k] for k in ("base_template", "temperature", "top_p", "top_k", "max_new_tokens")}
+    return {
+        "s_temp": {"base_template": o["base_template"]},
+        "ds_temp": {},
+        "llm_opt": {**sampling, **b["llm_opt"], "llm": only("llm", "name", "path", "gguf_file", "dtype")},
+        "cupl": {},
+        "dclip": {},
+        "awt": {"base_template": o["base_template"], **b["awt"]},
+    }[wildcards.method]
+
+
 def get_steps():
     """Every step JSON is a target, so deleting one reruns exactly that step and its dependants."""
     return [
@@ -98,6 +131,11 @@ def get_final_output():
         paths.TABLE_CSV,
         paths.PAPER_TABLE,
         paths.METRICS,
-        *[paths.PLOT.format(dataset=d) for d in DATASETS],
+        *get_plots(),
         *[paths.CURVE.format(dataset=d, alpha=a) for d in DATASETS for a in ALPHAS],
     ]
+
+
+def get_plots():
+    """Optimisation curves exist only where GLOV runs."""
+    return [paths.PLOT.format(dataset=d) for d in DATASETS] if ALPHAS else []

@@ -15,7 +15,6 @@ rule score:
     params:
         eval=only("eval", "ensemble_size"),
         base_template=config["optimizer"]["base_template"],
-        baselines=["s_temp", "ds_temp"],  # the LLM-free methods score.json holds: adding one rescores
     threads: 1
     resources:
         mem_mb=4000,

@@ -1,13 +1,14 @@
 rule aggregate:
     input:
-        get_scores(),
+        scores=get_scores(),
+        baselines=get_baselines(),
     output:
         md=report(paths.TABLE_MD, caption="../report/tables.rst", category="Tables"),
         csv=paths.TABLE_CSV,
         paper=report(paths.PAPER_TABLE, caption="../report/paper_table.rst", category="Tables"),
         lab=[report(paths.LAB_TABLE, caption="../report/lab.rst", category="Tables")] if LAB_TASKS else [],
         metrics=paths.METRICS,
-        plots=[report(paths.PLOT.format(dataset=d), caption="../report/curves.rst", category="Optimisation curves") for d in DATASETS],
+        plots=[report(p, caption="../report/curves.rst", category="Optimisation curves") for p in get_plots()],
         curves=[paths.CURVE.format(dataset=d, alpha=a) for d in DATASETS for a in ALPHAS],
     log:
         "logs/aggregate.log",
