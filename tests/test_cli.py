@@ -21,12 +21,17 @@ def test_run_without_snakemake_writes_tables(tmp_path):
         "vlm": {"train": {"sources": ["animal_mnist"], "max_images_per_source": 64, "epochs": 1}},
         "optimizer": {"steps": 1, "candidates": 2, "max_new_tokens": 8},
         "steering": {"alphas": [0.0]},
+        "methods": ["s_temp", "cupl", "glov_wo_guidance"],
+        "baselines": {"descriptions_per_class": 1, "max_new_tokens": 8},
         "tracking": {"mlflow": False},
     }
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     r = subprocess.run([sys.executable, "-m", "glov", "run"], cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert "| S-TEMP (a photo of a {}.) |" in (tmp_path / "results/tables/glov.md").read_text()
+    table = (tmp_path / "results/tables/glov.md").read_text()
+    assert "| S-TEMP (a photo of a {}.) |" in table and "| CuPL (LLM descriptions) |" in table and "| GLOV (alpha" not in table
+    cupl = json.loads((tmp_path / "results/baselines/animal_mnist/lab-minilm/smollm2-135m-instruct/cupl/s0.json").read_text())
+    assert cupl["method"] == "cupl" and 0.0 <= cupl["test_acc"] <= 100.0
     assert "| animal_mnist | 10.0 |" in (tmp_path / "results/tables/lab.md").read_text()
     step = json.loads((tmp_path / "results/runs/animal_mnist/lab-minilm/smollm2-135m-instruct/a0.0/s0/step_001.json").read_text())
     assert len(step["candidates"]) == 2
