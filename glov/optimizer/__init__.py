@@ -12,8 +12,8 @@ from dataclasses import dataclass, replace
 from typing import Callable
 
 from glov.llm import LLM, Sampling, Steer
-from glov.optimizer.parse import Parsed, parse_template
-from glov.optimizer.prompts import meta_prompt, ranked
+from glov.optimizer.parse import Parsed, parse_question, parse_template
+from glov.optimizer.prompts import QUESTION, TEMPLATE, meta_prompt, ranked
 from glov.optimizer.state import Candidate, Guidance, State
 
 Fitness = Callable[[str], float]
@@ -33,6 +33,7 @@ class StepConfig:
     alpha: float = 0.0
     layer: int = 0
     seed: int = 0
+    kind: str = TEMPLATE  # QUESTION for encoder-decoder VLMs: whole prompts, no placeholder
 
 
 def init_state(base_template: str, fitness: Fitness) -> tuple[State, dict]:
@@ -56,7 +57,8 @@ def guidance_after(history: tuple[Candidate, ...], previous_best: Candidate, gui
 
 
 def score_completions(
-    outputs: list[str], history: tuple[Candidate, ...], fitness: Fitness, step_index: int, max_words: int | None = None
+    outputs: list[str], history: tuple[Candidate, ...], fitness: Fitness, step_index: int, max_words: int | None = None,
+    kind: str = TEMPLATE,
 ) -> tuple[tuple[Candidate, ...], list[dict], int]:
     """Parse each completion and score the new templates: (history + new ones, one record per
     completion, number that could not be parsed). A template seen before costs nothing and must
@@ -64,7 +66,7 @@ def score_completions(
     history = list(history)
     records, failures = [], 0
     for raw in outputs:
-        parsed = parse_template(raw)
+        parsed = parse_question(raw) if kind == QUESTION else parse_template(raw)
         if parsed.template is not None and max_words is not None and len(parsed.template.split()) > max_words:
             parsed = Parsed(None, f"more than {max_words} words")
         if parsed.template is None:
@@ -83,7 +85,7 @@ def score_completions(
 
 def step(state: State, llm: LLM, fitness: Fitness, task: Task, cfg: StepConfig) -> tuple[State, dict]:
     t = state.step + 1
-    messages = meta_prompt(task.dataset, task.description, state.history, cfg.topk)
+    messages = meta_prompt(task.dataset, task.description, state.history, cfg.topk, cfg.kind)
     steer = None
     steering_record = {"alpha": cfg.alpha, "layer": cfg.layer, "active": False}
     if cfg.alpha > 0 and state.guidance is not None:
@@ -92,7 +94,7 @@ def step(state: State, llm: LLM, fitness: Fitness, task: Task, cfg: StepConfig) 
         steering_record.update(active=True, positive=state.guidance.positive, negative=state.guidance.negative, norm=round(vector.norm, 4))
 
     outputs = llm.generate(messages, cfg.candidates, cfg.sampling, step_seed(cfg.seed, t), steer)
-    history, records, failures = score_completions(outputs, state.history, fitness, t)
+    history, records, failures = score_completions(outputs, state.history, fitness, t, kind=cfg.kind)
     best, guidance = guidance_after(history, state.best, state.guidance)
     new_state = replace(state, step=t, history=history, best=best, guidance=guidance, failures=state.failures + failures)
     record = {

@@ -11,6 +11,7 @@ _PREFIX = re.compile(r"^\s*(?:[-*•]+|\d+\s*[.:)]|(?:new\s+)?template\s*\d*\s*[
 _QUOTED = re.compile(r"[\"“`]([^\"”`]+)[\"”`]")
 _ACCURACY = re.compile(r"\s*-{2,}\s*accuracy\s*:.*$", re.IGNORECASE)
 _QUOTES = "\"'`“”‘’"
+_PROMPT_PREFIX = re.compile(r"^\s*(?:new\s+)?prompt\s*\d*\s*[:=-]\s*", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -49,3 +50,18 @@ def parse_template(completion: str) -> Parsed:
             return Parsed(None, "nothing but the placeholder")
         return Parsed(line)
     return Parsed(None, "no <category> placeholder")
+
+
+def parse_question(completion: str) -> Parsed:
+    """For encoder-decoder VLMs the candidate is a whole prompt (no class placeholder): the first
+    line with words, stripped of numbering, quotes and prefixes."""
+    for raw in (completion or "").splitlines():
+        line = _clean(_PROMPT_PREFIX.sub("", _clean(raw))).strip()
+        if not re.search(r"[A-Za-z]", line):
+            continue
+        if _PLACEHOLDER.search(line) or "{" in line or "}" in line:
+            return Parsed(None, "a prompt must not hold a placeholder or braces")
+        if len(line) > MAX_CHARS:
+            return Parsed(None, f"longer than {MAX_CHARS} characters")
+        return Parsed(line)
+    return Parsed(None, "empty completion")

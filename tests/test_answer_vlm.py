@@ -1,0 +1,84 @@
+"""The encoder-decoder (LLaVA-style) path: a tiny LLaVA built here and loaded like llava-hf models,
+answers mapped to classes by sentence embeddings, and GLOV optimising whole prompts."""
+
+import pytest
+import torch
+from PIL import Image
+
+from glov.answer_vlm import AnswerFitness, AnswerVLM, SentenceEncoder, nearest_class
+from glov.llm import FakeLLM, Sampling
+from glov.optimizer import StepConfig, Task, init_state, step
+from glov.optimizer.parse import parse_question
+from glov.optimizer.prompts import QUESTION, meta_prompt
+from glov.vlm import VLMError
+
+IMAGES = [Image.new("RGB", (40, 30), (255, 0, 0)), Image.new("RGB", (20, 20), (0, 0, 255)), Image.new("RGB", (33, 33), (0, 255, 0))]
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    return SentenceEncoder()
+
+
+class ScriptedVLM:
+    """Answers from a table (prompt -> one answer per image), counting the calls."""
+
+    def __init__(self, table):
+        self.table, self.calls = table, 0
+
+    def answer(self, images, prompt, batch_size=8):
+        self.calls += 1
+        return list(self.table[prompt][: len(images)])
+
+
+def test_the_tiny_llava_loads_like_a_hub_model_and_answers_deterministically(tiny_llava_dir):
+    vlm = AnswerVLM.load(str(tiny_llava_dir), max_new_tokens=5)
+    first = vlm.answer(IMAGES, "What is in the image?", batch_size=2)
+    assert len(first) == 3 and all(isinstance(a, str) for a in first)
+    assert vlm.answer(IMAGES, "What is in the image?", batch_size=3) == first  # greedy, and batching changes nothing
+
+
+def test_a_missing_model_names_the_fix(tmp_path):
+    with pytest.raises(VLMError, match="vlm.path to a local folder"):
+        AnswerVLM.load(str(tmp_path / "nothing"))
+
+
+def test_answers_map_to_the_nearest_class_name(encoder):
+    classes = ["cat", "dog", "airplane"]
+    answers = ["It is a small cat sleeping.", "An aeroplane in the sky.", "a puppy"]
+    assert nearest_class(encoder.encode(answers), encoder.encode(classes)).tolist() == [0, 2, 1]
+
+
+def test_fitness_is_the_accuracy_of_the_mapped_answers_and_caches_each_prompt(encoder):
+    vlm = ScriptedVLM({"good?": ["a cat", "a dog", "an airplane"], "bad?": ["a cat", "a cat", "a cat"]})
+    fitness = AnswerFitness(vlm, encoder, ["cat", "dog", "airplane"], IMAGES, torch.tensor([0, 1, 2]))
+    assert fitness("good?") == 100.0
+    assert fitness("bad?") == pytest.approx(100 / 3)
+    assert fitness(["good?", "bad?"]) == 100.0 and vlm.calls == 2  # the first prompt of a list; nothing re-answered
+
+
+def test_fitness_on_the_tiny_llava_is_a_valid_accuracy(tiny_llava_dir, encoder):
+    fitness = AnswerFitness(AnswerVLM.load(str(tiny_llava_dir), max_new_tokens=4), encoder, ["red", "blue", "green"], IMAGES, torch.tensor([0, 1, 2]))
+    acc = fitness("What colour is this?")
+    assert acc == pytest.approx(round(acc * 3 / 100) * 100 / 3)  # k of the 3 images right
+    assert len(fitness.answers["What colour is this?"]) == 3
+
+
+def test_parse_question():
+    assert parse_question('1. "What animal is shown? Answer in one word."').template == "What animal is shown? Answer in one word."
+    assert parse_question("\n\nPrompt: Name the object.").template == "Name the object."
+    assert parse_question("What is this <category>?").template is None
+    assert parse_question("   ").template is None
+
+
+def test_glov_optimises_whole_prompts_for_an_answering_vlm(encoder):
+    table = {"What is in the image?": ["a cat", "a cat", "a cat"], "Which animal is this?": ["a cat", "a dog", "an airplane"]}
+    fitness = AnswerFitness(ScriptedVLM(table), encoder, ["cat", "dog", "airplane"], IMAGES, torch.tensor([0, 1, 2]))
+    state, _ = init_state("What is in the image?", fitness)
+    llm = FakeLLM(['"Which animal is this?"', "a photo of a <category>."])
+    state, record = step(state, llm, fitness, Task("pets", "pets"), StepConfig(candidates=2, kind=QUESTION))
+    assert state.best.template == "Which animal is this?" and state.best.accuracy == 100.0
+    assert [c["status"] for c in record["candidates"]] == ["scored", "invalid"]
+    system, user = llm.calls[0][0]
+    assert "vision-language assistant" in system["content"] and "Prompts and their accuracies" in user["content"]
+    assert "<category>" not in meta_prompt("pets", "pets", state.history, 3, QUESTION)[1]["content"].split("e.g.")[0]
