@@ -58,6 +58,10 @@ class VLMConfig:
     device: str
     batch_size: int
     train: VLMTrainConfig = field(default_factory=VLMTrainConfig)
+    path: str | None = None
+    sentence_encoder: str | None = None
+    max_new_tokens: int = 16
+    dtype: str = "float32"
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,7 @@ class OptimizerConfig:
     top_p: float
     top_k: int
     max_new_tokens: int
+    base_prompt: str = "What is the main object in this image? Answer with its name."
 
 
 @dataclass(frozen=True)

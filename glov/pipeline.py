@@ -22,17 +22,20 @@ from glov.embeddings import CacheError, ImageEmbeddings, load_embeddings, save_e
 from glov.io import read_json, write_json, write_text
 from glov.llm import HFLLM, LLMS, LLMError, LLMSpec, Sampling, cache_dequantised, resolve_llm
 from glov.optimizer import StepConfig, Task, init_state, step
+from glov.optimizer.prompts import QUESTION, TEMPLATE
 from glov.optimizer.state import State
 from glov.resume import Terminated, sigterm_raises
 from glov.scoring import accuracy, class_means, descriptor_logits, select_step, top1_accuracy, top_templates
 from glov.steering import SteeringError, resolve_layer
 from glov.tracking import job_run
-from glov.vlm import VLM, VLMError, embed_image_files, embed_image_view_files, load_vlm, resolve_vlm, text_classifier
+from glov.vlm import ANSWER, VLM, VLMError, embed_image_files, open_image, embed_image_view_files, load_vlm, resolve_vlm, text_classifier
 
 log = logging.getLogger(__name__)
 
 MODELS_DIR = Path("resources/models")
 
+
+ANSWER_METHODS = ("s_temp", "glov_wo_guidance", "glov")  # the others score text embeddings a LLaVA has not got
 
 USER_ERRORS = (C.ConfigError, DataError, SplitError, CacheError, VLMError, LLMError, SteeringError)
 
@@ -71,6 +74,11 @@ def check(params: C.Params) -> None:
     every dataset, the VLM and the LLM resolve (offline wheels installed), the steering layer
     fits the LLM's known depth, and every selected method can run. Errors name the params key."""
     C.check_methods(params)
+    if answering(params) and set(params.methods) - set(ANSWER_METHODS):
+        raise C.ConfigError(
+            f"methods: with an answering VLM ({params.vlm.name}) only {', '.join(ANSWER_METHODS)} apply; "
+            f"drop {', '.join(sorted(set(params.methods) - set(ANSWER_METHODS)))}"
+        )
     for key, resolve in (
         ("data.datasets", lambda: [get_dataset_spec(n, params.data.custom) for n in params.data.datasets]),
         ("vlm.name", lambda: vlm_spec(params)),
@@ -88,6 +96,11 @@ def check(params: C.Params) -> None:
             raise C.ConfigError(
                 f"steering.layer: {params.steering.layer} is beyond {params.llm.name}'s depth ({depth} decoder layers: 0..{depth - 1})"
             ) from None
+
+
+def path_or_none(value: Any) -> str | None:
+    """A Snakemake input that may be an empty list (e.g. no embedding cache for an answering VLM)."""
+    return str(value) if value else None
 
 
 def _track(params: C.Params, name: str, extra: dict):
@@ -115,7 +128,16 @@ def prepare_dataset(params: C.Params, dataset: str, out: str | Path) -> None:
 
 # ---------------------------------------------------------------- models
 def vlm_spec(params: C.Params):
-    return resolve_vlm(params.vlm.name, params.vlm.arch, params.vlm.pretrained, MODELS_DIR / "vlm")
+    return resolve_vlm(params.vlm.name, params.vlm.arch, params.vlm.pretrained, MODELS_DIR / "vlm", params.vlm.path)
+
+
+def answering(params: C.Params) -> bool:
+    """An encoder-decoder VLM (LLaVA-style): prompts are questions, scored on the images themselves."""
+    return vlm_spec(params).family == ANSWER
+
+
+def base_prompt(params: C.Params) -> str:
+    return params.optimizer.base_prompt if answering(params) else params.optimizer.base_template
 
 
 def train_lab_vlm(params: C.Params, out_dir: str | Path) -> None:
@@ -189,26 +211,58 @@ class TemplateFitness:
         return top1_accuracy(self.emb.features, self.emb.labels, text_classifier(self.vlm, self.classnames, templates))
 
 
+class Scorer:
+    """Scores prompts on a dataset's splits with the run's VLM: a dual encoder on cached image
+    embeddings (templates, ensembles), or an answering VLM on the images (one prompt)."""
+
+    def __init__(self, params: C.Params, manifest: dict):
+        self.params, self.manifest = params, manifest
+        self._fits: dict[str, object] = {}
+        spec = vlm_spec(params)
+        if spec.family == ANSWER:
+            from glov.answer_vlm import AnswerVLM, SentenceEncoder
+
+            self.vlm = AnswerVLM.load(spec.arch, params.vlm.device, params.vlm.dtype, params.vlm.max_new_tokens)
+            self.encoder = SentenceEncoder(params.vlm.sentence_encoder, params.vlm.device)
+        else:
+            self.vlm, self.encoder = load_vlm(spec, params.vlm.device), None
+
+    def fitness(self, split: str, embeddings: str | Path | None = None):
+        """One fitness per split and job (its caches of text embeddings or answers are kept)."""
+        if split not in self._fits:
+            self._fits[split] = self._new_fitness(split, embeddings)
+        return self._fits[split]
+
+    def _new_fitness(self, split: str, embeddings: str | Path | None):
+        if self.encoder is None:
+            return TemplateFitness(self.vlm, self.manifest["classnames"], _load_split(self.params, self.vlm, self.manifest, split, embeddings))
+        from glov.answer_vlm import AnswerFitness
+
+        root = Path(self.manifest["image_root"])
+        images = [open_image(root / p) for p in _image_paths(self.manifest, split)]
+        labels = torch.tensor([y for _, y in self.manifest["splits"][split]], dtype=torch.long)
+        return AnswerFitness(self.vlm, self.encoder, self.manifest["classnames"], images, labels, self.params.vlm.batch_size)
+
+
 # ---------------------------------------------------------------- optimisation
 def step_config(params: C.Params, alpha: float, seed: int, n_layers: int) -> StepConfig:
     o = params.optimizer
     sampling = Sampling(o.temperature, o.top_p, o.top_k, o.max_new_tokens)
     layer = resolve_layer(params.steering.layer, params.steering.layer_fraction, n_layers)
-    return StepConfig(o.candidates, o.topk, sampling, alpha, layer, seed)
+    return StepConfig(o.candidates, o.topk, sampling, alpha, layer, seed, QUESTION if answering(params) else TEMPLATE)
 
 
 def run_step(
-    params: C.Params, manifest_path: str | Path, train_emb: str | Path, alpha: float, seed: int, step_index: int,
+    params: C.Params, manifest_path: str | Path, train_emb: str | Path | None, alpha: float, seed: int, step_index: int,
     previous: str | Path | None, out: str | Path,
 ) -> None:
-    """Step 0 scores the base template; step n > 0 continues from step n-1's state."""
+    """Step 0 scores the base template (or prompt); step n > 0 continues from step n-1's state."""
     manifest = read_json(manifest_path)
     name = f"glov_step/{manifest['dataset']}/a{alpha}/s{seed}/{step_index:03d}"
     with _track(params, name, {"dataset": manifest["dataset"], "alpha": alpha, "seed": seed, "step": step_index}) as tracker:
-        vlm = load_vlm(vlm_spec(params), params.vlm.device)
-        fitness = TemplateFitness(vlm, manifest["classnames"], _load_split(params, vlm, manifest, "train", train_emb))
+        fitness = Scorer(params, manifest).fitness("train", train_emb)
         if step_index == 0:
-            state, record = init_state(params.optimizer.base_template, fitness)
+            state, record = init_state(base_prompt(params), fitness)
         else:
             state = State.from_dict(read_json(previous)["state"])
             llm = HFLLM.load(llm_spec(params), params.llm.device, params.llm.dtype)
@@ -225,16 +279,17 @@ def run_step(
 
 # ---------------------------------------------------------------- scoring
 def score_run(
-    params: C.Params, manifest_path: str | Path, final_step: str | Path, embeddings: dict[str, str | Path], out: str | Path
+    params: C.Params, manifest_path: str | Path, final_step: str | Path, embeddings: dict[str, str | Path | None], out: str | Path
 ) -> None:
     """Per step: top-k ensemble of the history so far on train and val; the best val step goes to
-    test (the baselines are scored by :func:`run_baseline`, on the same splits)."""
+    test (the baselines are scored by :func:`run_baseline`, on the same splits). An answering VLM
+    takes one prompt, so there k = 1."""
     manifest = read_json(manifest_path)
     state = State.from_dict(read_json(final_step)["state"])
     with _track(params, f"score/{manifest['dataset']}/{Path(final_step).parent.name}", {"dataset": manifest["dataset"]}) as tracker:
-        vlm = load_vlm(vlm_spec(params), params.vlm.device)
-        fit = {s: TemplateFitness(vlm, manifest["classnames"], _load_split(params, vlm, manifest, s, embeddings[s])) for s in ("train", "val", "test")}
-        k = params.eval.ensemble_size
+        scorer = Scorer(params, manifest)
+        fit = {s: scorer.fitness(s, embeddings.get(s)) for s in ("train", "val", "test")}
+        k = 1 if answering(params) else params.eval.ensemble_size
         curve, templates_by_step, val_by_step = [], {}, {}
         for s in range(state.step + 1):
             templates = top_templates(state.history, k, s)
@@ -282,14 +337,25 @@ def describe(params: C.Params, manifest_path: str | Path, style: str, seed: int,
 @dataclass(frozen=True)
 class BaselineInputs:
     params: C.Params
-    vlm: VLM
-    manifest: dict
-    splits: dict[str, ImageEmbeddings]
+    scorer: Scorer
+    embeddings: dict[str, str | Path | None]
     descriptions: dict | None
     seed: int
 
-    def fitness(self, split: str) -> TemplateFitness:
-        return TemplateFitness(self.vlm, self.manifest["classnames"], self.splits[split])
+    @property
+    def vlm(self) -> VLM:
+        return self.scorer.vlm
+
+    @property
+    def manifest(self) -> dict:
+        return self.scorer.manifest
+
+    def fitness(self, split: str):
+        return self.scorer.fitness(split, self.embeddings.get(split))
+
+    def split(self, name: str) -> ImageEmbeddings:
+        """A dual encoder's cached image embeddings (the description methods score them directly)."""
+        return self.fitness(name).emb
 
     def class_texts(self, with_base: bool) -> tuple[list[list[str]], int]:
         """Per class: (S-TEMP and) the LLM's texts; a class the LLM gave nothing usable for gets
@@ -308,7 +374,7 @@ def _templates_result(inputs: BaselineInputs, templates: list[str], **details) -
 
 
 def _s_temp(inputs: BaselineInputs) -> dict:
-    return _templates_result(inputs, [inputs.params.optimizer.base_template])
+    return _templates_result(inputs, [base_prompt(inputs.params)])
 
 
 def _ds_temp(inputs: BaselineInputs) -> dict:
@@ -335,13 +401,13 @@ def _embedded_texts(inputs: BaselineInputs, with_base: bool) -> tuple[list[torch
 def _cupl(inputs: BaselineInputs) -> dict:
     weights, fallbacks = _embedded_texts(inputs, with_base=False)
     classifier = class_means(weights)
-    acc = {s: top1_accuracy(inputs.splits[s].features, inputs.splits[s].labels, classifier) for s in ("val", "test")}
+    acc = {s: top1_accuracy(inputs.split(s).features, inputs.split(s).labels, classifier) for s in ("val", "test")}
     return {"val_acc": acc["val"], "test_acc": acc["test"], "classes_without_text": fallbacks}
 
 
 def _dclip(inputs: BaselineInputs) -> dict:
     texts, fallbacks = _embedded_texts(inputs, with_base=False)
-    acc = {s: accuracy(descriptor_logits(inputs.splits[s].features, texts), inputs.splits[s].labels) for s in ("val", "test")}
+    acc = {s: accuracy(descriptor_logits(inputs.split(s).features, texts), inputs.split(s).labels) for s in ("val", "test")}
     return {"val_acc": acc["val"], "test_acc": acc["test"], "classes_without_text": fallbacks}
 
 
@@ -356,7 +422,7 @@ def _awt(inputs: BaselineInputs) -> dict:
     for split in ("val", "test"):
         views = embed_image_view_files(inputs.vlm, [root / q for q in _image_paths(inputs.manifest, split)], cfg.views, cfg.crop_scale,
                                        inputs.seed, p.vlm.batch_size, desc=f"AWT views {inputs.manifest['dataset']}/{split}")
-        acc[split] = accuracy(awt_logits(views, text_views, mask, inputs.vlm.logit_scale, cfg), inputs.splits[split].labels)
+        acc[split] = accuracy(awt_logits(views, text_views, mask, inputs.vlm.logit_scale, cfg), inputs.split(split).labels)
     return {"val_acc": acc["val"], "test_acc": acc["test"], "classes_without_text": fallbacks, "views": cfg.views, "logit_scale": inputs.vlm.logit_scale}
 
 
@@ -364,16 +430,14 @@ BASELINES = {"s_temp": _s_temp, "ds_temp": _ds_temp, "llm_opt": _llm_opt, "cupl"
 
 
 def run_baseline(
-    params: C.Params, method: str, seed: int, manifest_path: str | Path, embeddings: dict[str, str | Path],
+    params: C.Params, method: str, seed: int, manifest_path: str | Path, embeddings: dict[str, str | Path | None],
     descriptions: str | Path | None, out: str | Path,
 ) -> None:
     """One baseline on one dataset and seed, in the result format every method shares
     (``val_acc``, ``test_acc`` and the method's details)."""
     manifest = read_json(manifest_path)
     with _track(params, f"baseline/{method}/{manifest['dataset']}/s{seed}", {"dataset": manifest["dataset"], "method": method, "seed": seed}) as tracker:
-        vlm = load_vlm(vlm_spec(params), params.vlm.device)
-        splits = {s: _load_split(params, vlm, manifest, s, embeddings[s]) for s in ("train", "val", "test")}
-        inputs = BaselineInputs(params, vlm, manifest, splits, read_json(descriptions) if descriptions else None, seed)
+        inputs = BaselineInputs(params, Scorer(params, manifest), embeddings, read_json(descriptions) if descriptions else None, seed)
         result = {"method": method, "dataset": manifest["dataset"], "seed": seed, **BASELINES[method](inputs)}
         write_json(out, result)
         tracker.log_metrics({"val_acc": result["val_acc"], "test_acc": result["test_acc"]})

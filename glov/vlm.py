@@ -24,6 +24,7 @@ from glov.scoring import ensemble
 log = logging.getLogger(__name__)
 
 LOCAL_DIR = "local-dir:"
+DUAL, ANSWER = "dual", "answer"  # CLIP-style dual encoders; LLaVA-style models that answer in words
 
 
 class VLMError(RuntimeError):
@@ -36,6 +37,7 @@ class VLMSpec:
     pretrained: str | None = None
     builder: str = ""  # name of a glov builder when the workflow makes the model itself
     label: str = ""  # how tables name it
+    family: str = DUAL  # ANSWER: a Hugging Face image-text-to-text model (``arch`` is its id or folder)
 
 
 VLMS: dict[str, VLMSpec] = {}
@@ -60,6 +62,10 @@ register_vlm(
     ),
 )
 register_vlm(
+    "llava-ov-7b",
+    VLMSpec("llava-hf/llava-onevision-qwen2-7b-ov-hf", family=ANSWER, label="LLaVA-OneVision 7B (answers mapped to classes)"),
+)
+register_vlm(
     "lab-minilm-untrained",
     VLMSpec(
         LOCAL_DIR + "{models_dir}/lab-minilm-untrained",
@@ -69,17 +75,20 @@ register_vlm(
 )
 
 
-def resolve_vlm(name: str, arch: str | None, pretrained: str | None, models_dir: str | Path) -> VLMSpec:
-    """Explicit ``arch``/``pretrained`` win; otherwise ``name`` must be registered."""
+def resolve_vlm(name: str, arch: str | None, pretrained: str | None, models_dir: str | Path, path: str | None = None) -> VLMSpec:
+    """Explicit ``path`` (an answering VLM) or ``arch``/``pretrained`` win; otherwise ``name`` must be registered."""
+    if path:
+        return VLMSpec(path, family=ANSWER, label=name)
     if arch:
         return VLMSpec(arch, pretrained, label=name)
     if name not in VLMS:
         raise VLMError(
             f"vlm.name {name!r} is not registered (known: {', '.join(list_vlms())}); "
-            "or set vlm.arch (an open_clip model name, or local-dir:/path) and vlm.pretrained (a tag or checkpoint)"
+            "or set vlm.arch (an open_clip model name, or local-dir:/path) and vlm.pretrained (a tag or checkpoint), "
+            "or vlm.path (a Hugging Face image-text-to-text model that answers in words)"
         )
     spec = VLMS[name]
-    return VLMSpec(spec.arch.format(models_dir=Path(models_dir).resolve()), spec.pretrained, spec.builder, spec.label or name)
+    return VLMSpec(spec.arch.format(models_dir=Path(models_dir).resolve()), spec.pretrained, spec.builder, spec.label or name, spec.family)
 
 
 def droppable_pad_id(model: torch.nn.Module) -> int | None:

@@ -82,3 +82,51 @@ def test_glov_optimises_whole_prompts_for_an_answering_vlm(encoder):
     system, user = llm.calls[0][0]
     assert "vision-language assistant" in system["content"] and "Prompts and their accuracies" in user["content"]
     assert "<category>" not in meta_prompt("pets", "pets", state.history, 3, QUESTION)[1]["content"].split("e.g.")[0]
+
+
+# ---------------------------------------------------------------- the workflow's jobs with an answering VLM
+@pytest.fixture
+def answering_params(tmp_path, tiny_llava_dir, monkeypatch):
+    from conftest import write_imagefolder
+    from glov import config as C
+    from glov import pipeline
+
+    monkeypatch.chdir(tmp_path)
+    write_imagefolder(tmp_path / "toy", {"cat": 3, "dog": 3})
+    params = C.from_dict({
+        "data": {"datasets": ["toy"], "val_per_class": 1, "test_per_class": 1,
+                 "custom": {"toy": {"layout": "imagefolder", "path": str(tmp_path / "toy"), "description": "toy pets"}}},
+        "vlm": {"name": "tiny-llava", "path": str(tiny_llava_dir), "max_new_tokens": 3},
+        "methods": ["s_temp", "glov_wo_guidance"],
+        "steering": {"alphas": [0.0]},
+        "tracking": {"mlflow": False},
+    })
+    pipeline.check(params)
+    pipeline.prepare_dataset(params, "toy", "manifest.json")
+    return params
+
+
+def test_jobs_score_prompts_on_the_images_with_an_answering_vlm(answering_params, tmp_path):
+    from glov import pipeline
+    from glov.io import read_json
+
+    assert pipeline.answering(answering_params)
+    pipeline.run_step(answering_params, "manifest.json", None, 0.0, 0, 0, None, "step_000.json")
+    step0 = read_json("step_000.json")
+    assert step0["base_template"] == "What is the main object in this image? Answer with its name."
+    none = {"train": None, "val": None, "test": None}
+    pipeline.score_run(answering_params, "manifest.json", "step_000.json", none, "score.json")
+    score = read_json("score.json")
+    assert score["templates"] == [step0["base_template"]]  # one prompt: an answer has no ensemble
+    pipeline.run_baseline(answering_params, "s_temp", 0, "manifest.json", none, None, "s_temp.json")
+    s_temp = read_json("s_temp.json")
+    assert (s_temp["val_acc"], s_temp["test_acc"]) == (score["val_acc"], score["test_acc"])
+
+
+def test_methods_that_need_text_embeddings_are_refused_for_an_answering_vlm(tiny_llava_dir):
+    from glov import config as C
+    from glov import pipeline
+
+    params = C.from_dict({"vlm": {"name": "x", "path": str(tiny_llava_dir)}, "methods": ["s_temp", "cupl", "glov"]})
+    with pytest.raises(C.ConfigError, match="methods: with an answering VLM .* drop cupl"):
+        pipeline.check(params)

@@ -73,6 +73,25 @@ def test_bad_config_stops_before_any_job_naming_the_key(tmp_path):
     assert "optimizer.steps: 0 is less than the minimum of 1" in r.stdout + r.stderr
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "configs, expected",
+    [
+        (["config/paper.yaml"], {"prep_dataset": 16, "embed_images": 48, "describe_classes": 16 * 2 * 3,
+                                 "baseline": 16 * (2 + 4 * 3), "glov_step": 16 * 5 * 3 * 101, "score": 16 * 5 * 3, "aggregate": 1, "all": 1}),
+        (["config/paper.yaml", "config/paper_llava.yaml"], {"prep_dataset": 16, "baseline": 16, "glov_step": 16 * 5 * 3 * 26,
+                                                            "score": 16 * 5 * 3, "aggregate": 1, "all": 1}),
+    ],
+)
+def test_the_paper_configurations_plan_their_whole_dag_without_data_or_weights(configs, expected):
+    """16 datasets, 5 alphas, 3 seeds, 100 (CLIP) or 25 (LLaVA) steps; every method of Table 1 and the
+    baselines (S-TEMP/DS-TEMP once, the LLM-based ones per seed); a LLaVA needs no embedding cache."""
+    r = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "all", "--configfile", *configs],
+                       cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert planned_jobs(r) == expected
+
+
 @pytest.fixture(scope="module")
 def offline_env(tmp_path_factory):
     """The environment of every end-to-end run: any attempt to open a network socket fails."""

@@ -25,9 +25,9 @@ rule describe_classes:
 rule baseline:
     input:
         manifest=paths.MANIFEST,
-        train=paths.EMBEDDINGS.replace("{split}", "train"),
-        val=paths.EMBEDDINGS.replace("{split}", "val"),
-        test=paths.EMBEDDINGS.replace("{split}", "test"),
+        train=embeddings("train"),
+        val=embeddings("val"),
+        test=embeddings("test"),
         vlm=get_vlm_dir,
         llm=lambda w: get_llm_dir() if w.method == "llm_opt" else [],
         descriptions=get_descriptions,

@@ -3,7 +3,7 @@ from glov import paths
 from glov.baselines import DESCRIPTION_STYLE, DETERMINISTIC
 from glov.config import BASELINE_METHODS, alpha_tag, build, glov_alphas, validate
 from glov.data import get_dataset_spec
-from glov.pipeline import check, lab_tasks, llm_spec, vlm_spec
+from glov.pipeline import answering, check, lab_tasks, llm_spec, vlm_spec
 from glov.resume import clear_stale_lock, record_lock_owner
 from glov.tracking import end_workflow_run, start_workflow_run
 
@@ -19,6 +19,8 @@ BASELINES = [m for m in PARAMS.methods if m in BASELINE_METHODS]
 SEEDS = list(PARAMS.seeds)
 DATASETS = list(PARAMS.data.datasets)
 LAB_TASKS = lab_tasks(PARAMS)
+ANSWERING = answering(PARAMS)  # a LLaVA-style VLM scores prompts on the images: no embedding cache
+BASE_KEY = "base_prompt" if ANSWERING else "base_template"  # what step 0 scores
 LAST_STEP = paths.step_name(PARAMS.optimizer.steps)
 BUNDLED = {
     name: spec
@@ -57,6 +59,11 @@ def get_dataset_dir(wildcards):
     """Bundled datasets are exported by a rule; user datasets are simply read (prep checks them)."""
     spec = BUNDLED.get(wildcards.dataset)
     return [f"{PARAMS.data.root}/{spec.subdir}"] if spec else []
+
+
+def embeddings(split):
+    """The cached image embeddings a job reads (none for an answering VLM)."""
+    return [] if ANSWERING else paths.EMBEDDINGS.replace("{split}", split)
 
 
 def get_vlm_dir(wildcards=None):
@@ -104,7 +111,7 @@ def baseline_params(wildcards):
     o, b = config["optimizer"], config["baselines"]
     sampling = {k: o[k] for k in ("base_template", "temperature", "top_p", "top_k", "max_new_tokens")}
     return {
-        "s_temp": {"base_template": o["base_template"]},
+        "s_temp": {BASE_KEY: o[BASE_KEY]},
         "ds_temp": {},
         "llm_opt": {**sampling, **b["llm_opt"], "llm": only("llm", "name", "path", "gguf_file", "dtype")},
         "cupl": {},

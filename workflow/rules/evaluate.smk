@@ -2,9 +2,9 @@ rule score:
     input:
         manifest=paths.MANIFEST,
         final_step=paths.STEP.replace("{step}", LAST_STEP),
-        train=paths.EMBEDDINGS.replace("{split}", "train"),
-        val=paths.EMBEDDINGS.replace("{split}", "val"),
-        test=paths.EMBEDDINGS.replace("{split}", "test"),
+        train=embeddings("train"),
+        val=embeddings("val"),
+        test=embeddings("test"),
         vlm=get_vlm_dir,
     output:
         paths.SCORE,

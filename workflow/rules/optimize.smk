@@ -1,7 +1,7 @@
 rule glov_step:
     input:
         manifest=paths.MANIFEST,
-        train=paths.EMBEDDINGS.replace("{split}", "train"),
+        train=embeddings("train"),
         vlm=get_vlm_dir,
         llm=lambda w: get_llm_dir() if int(w.step) > 0 else [],
         previous=get_previous_step,
@@ -14,7 +14,7 @@ rule glov_step:
     conda:
         "../envs/glov.yaml"
     params:
-        optimizer=only("optimizer", "candidates", "topk", "base_template", "temperature", "top_p", "top_k", "max_new_tokens"),
+        optimizer=only("optimizer", "candidates", "topk", BASE_KEY, "temperature", "top_p", "top_k", "max_new_tokens"),
         steering=only("steering", "layer", "layer_fraction"),
         llm=only("llm", "name", "path", "gguf_file", "dtype"),
     threads: 1

@@ -1,6 +1,6 @@
-from glov.pipeline import job, run_baseline
+from glov.pipeline import job, path_or_none, run_baseline
 
 with job(snakemake) as params:
     i, w = snakemake.input, snakemake.wildcards
-    embeddings = {"train": i.train, "val": i.val, "test": i.test}
-    run_baseline(params, w.method, int(w.seed), i.manifest, embeddings, i.descriptions[0] if i.descriptions else None, snakemake.output[0])
+    embeddings = {s: path_or_none(i[s]) for s in ("train", "val", "test")}
+    run_baseline(params, w.method, int(w.seed), i.manifest, embeddings, path_or_none(i.descriptions), snakemake.output[0])

@@ -1,5 +1,6 @@
-from glov.pipeline import job, score_run
+from glov.pipeline import job, path_or_none, score_run
 
 with job(snakemake) as params:
     i = snakemake.input
-    score_run(params, i.manifest, i.final_step, {"train": i.train, "val": i.val, "test": i.test}, snakemake.output[0])
+    embeddings = {s: path_or_none(i[s]) for s in ("train", "val", "test")}
+    score_run(params, i.manifest, i.final_step, embeddings, snakemake.output[0])
