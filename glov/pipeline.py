@@ -28,7 +28,7 @@ from glov.resume import Terminated, sigterm_raises
 from glov.scoring import accuracy, class_means, descriptor_logits, select_step, top1_accuracy, top_templates
 from glov.steering import SteeringError, resolve_layer
 from glov.tracking import job_run
-from glov.vlm import ANSWER, VLM, VLMError, embed_image_files, open_image, embed_image_view_files, load_vlm, resolve_vlm, text_classifier
+from glov.vlm import ANSWER, VLM, VLMError, embed_image_files, embed_image_view_files, load_vlm, open_image, resolve_vlm, text_classifier
 
 log = logging.getLogger(__name__)
 
