@@ -74,11 +74,6 @@ def check(params: C.Params) -> None:
     every dataset, the VLM and the LLM resolve (offline wheels installed), the steering layer
     fits the LLM's known depth, and every selected method can run. Errors name the params key."""
     C.check_methods(params)
-    if answering(params) and set(params.methods) - set(ANSWER_METHODS):
-        raise C.ConfigError(
-            f"methods: with an answering VLM ({params.vlm.name}) only {', '.join(ANSWER_METHODS)} apply; "
-            f"drop {', '.join(sorted(set(params.methods) - set(ANSWER_METHODS)))}"
-        )
     for key, resolve in (
         ("data.datasets", lambda: [get_dataset_spec(n, params.data.custom) for n in params.data.datasets]),
         ("vlm.name", lambda: vlm_spec(params)),
@@ -88,6 +83,11 @@ def check(params: C.Params) -> None:
             resolve()
         except (DataError, VLMError, LLMError) as exc:
             raise C.ConfigError(f"{key}: {exc}") from None
+    if answering(params) and set(params.methods) - set(ANSWER_METHODS):
+        raise C.ConfigError(
+            f"methods: with an answering VLM ({params.vlm.name}) only {', '.join(ANSWER_METHODS)} apply; "
+            f"drop {', '.join(sorted(set(params.methods) - set(ANSWER_METHODS)))}"
+        )
     depth = None if params.llm.path else LLMS[params.llm.name].n_layers
     if depth is not None and params.steering.layer is not None:
         try:
