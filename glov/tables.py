@@ -113,16 +113,16 @@ def paper_table(rows: list[dict], vlm_label: str, published: Mapping | None = No
     published = published or load_published()
     cols = published["datasets"]
     ours = {(r["method"], r["dataset"]): r["mean"] for r in rows if r["dataset"] != "mean"}
-    paper_datasets = [d for d in cols if d != "mean"]
+    paper_datasets = published.get("mean_over") or [d for d in cols if d != "mean"]  # a paper that gives only its mean names them
     for method in published["methods"]:
         if all((method, d) in ours for d in paper_datasets):
             ours[(method, "mean")] = round(statistics.fmean(ours[(method, d)] for d in paper_datasets), 2)
     lines = [
-        "# Paper Table 1, side by side: ours / published (difference)",
+        f"# {published.get('title', 'Paper Table 1, side by side')}: ours / published (difference)",
         "",
         f"Published: {published['vlm']}. Ours: {vlm_label}."
         + ("" if vlm_label == published["vlm"] else " The models differ, so the differences say nothing about the method;"
-           " run config/paper.yaml to compare like with like."),
+           f" run {published.get('config', 'config/paper.yaml')} to compare like with like."),
         "",
         "| method | " + " | ".join(cols) + " |",
         "|---|" + "---|" * len(cols),
@@ -136,8 +136,8 @@ def paper_table(rows: list[dict], vlm_label: str, published: Mapping | None = No
     return "\n".join(lines) + "\n"
 
 
-def write_paper_table(rows: list[dict], vlm_label: str, out: str | Path) -> None:
-    write_text(out, paper_table(rows, vlm_label))
+def write_paper_table(rows: list[dict], vlm_label: str, out: str | Path, published: str = "glov_table1") -> None:
+    write_text(out, paper_table(rows, vlm_label, load_published(published)))
 
 
 WORDING_MATTERS = 5.0  # points of 1-shot accuracy between the best and worst LLM template

@@ -121,6 +121,9 @@ def test_jobs_score_prompts_on_the_images_with_an_answering_vlm(answering_params
     pipeline.run_baseline(answering_params, "s_temp", 0, "manifest.json", none, None, "s_temp.json")
     s_temp = read_json("s_temp.json")
     assert (s_temp["val_acc"], s_temp["test_acc"]) == (score["val_acc"], score["test_acc"])
+    pipeline.aggregate_tables(answering_params, [("toy", 0.0, 0)], ["score.json"], ["s_temp.json"])
+    paper = open("results/tables/paper_table1.md").read()  # the paper's LLaVA numbers, not its CLIP table
+    assert paper.startswith("# GLOV with LLaVA-OneVision") and "| - / 53.0 |" in paper and "CLIP" not in paper
 
 
 def test_methods_that_need_text_embeddings_are_refused_for_an_answering_vlm(tiny_llava_dir):

@@ -95,6 +95,19 @@ def test_published_numbers_cover_the_sixteen_datasets_and_five_methods():
     assert published["methods"]["glov"][-1] == 59.6
 
 
+def test_llava_paper_numbers_are_means_over_the_sixteen_datasets():
+    published = load_published("glov_llava_ov")
+    assert published["datasets"] == ["mean"] and published["mean_over"] == load_published()["datasets"][:-1]
+    assert published["methods"] == {"s_temp": [33.9], "glov_wo_guidance": [53.0], "glov": [55.5]}
+    rows = [{"method": "glov", "dataset": d, "mean": 50.0 + i} for i, d in enumerate(published["mean_over"])]
+    md = paper_table(rows, "LLaVA-OneVision 7B (answers mapped to classes)", published)
+    assert md.startswith("# GLOV with LLaVA-OneVision, side by side: ours / published (difference)")
+    assert "| GLOV (alpha chosen on val) | 57.5 / 55.5 (+2.0) |" in md and "| S-TEMP (a photo of a {}.) | - / 33.9 |" in md
+    assert "models differ" not in md
+    md = paper_table(rows[:-1], "tiny llava", published)  # a dataset short: no mean to compare
+    assert "| GLOV (alpha chosen on val) | - / 55.5 |" in md and "config/paper_llava.yaml to compare like with like" in md
+
+
 def test_template_spread_takes_the_first_scored_llm_templates_in_order():
     from glov.tables import template_spread
 
