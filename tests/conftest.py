@@ -55,6 +55,25 @@ def write_imagefolder(root: Path, classes: dict[str, int], size: int = 8) -> Pat
     return root
 
 
+def toy_job_params(root: Path, per_class: int, test_per_class: int, vlm: dict, **sections):
+    """Params of a job run in ``root`` on an image folder ``root/toy`` of cats and dogs (MLflow off)
+    with its manifest written, as the pipeline tests call jobs without Snakemake."""
+    from glov import config as C
+    from glov import pipeline
+
+    write_imagefolder(root / "toy", {"cat": per_class, "dog": per_class})
+    params = C.from_dict({
+        "data": {"datasets": ["toy"], "val_per_class": 1, "test_per_class": test_per_class,
+                 "custom": {"toy": {"layout": "imagefolder", "path": str(root / "toy"), "description": "toy pets"}}},
+        "vlm": vlm,
+        "tracking": {"mlflow": False},
+        **sections,
+    })
+    pipeline.check(params)
+    pipeline.prepare_dataset(params, "toy", root / "manifest.json")
+    return params
+
+
 CHAT_TEMPLATE = (
     "{% for m in messages %}{{ m['role'] }}: {% for c in m['content'] %}{% if c['type'] == 'image' %}<image>"
     "{% else %}{{ c['text'] }}{% endif %}{% endfor %}\n{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}"

@@ -87,23 +87,11 @@ def test_glov_optimises_whole_prompts_for_an_answering_vlm(encoder):
 # ---------------------------------------------------------------- the workflow's jobs with an answering VLM
 @pytest.fixture
 def answering_params(tmp_path, tiny_llava_dir, monkeypatch):
-    from conftest import write_imagefolder
-    from glov import config as C
-    from glov import pipeline
+    from conftest import toy_job_params
 
     monkeypatch.chdir(tmp_path)
-    write_imagefolder(tmp_path / "toy", {"cat": 3, "dog": 3})
-    params = C.from_dict({
-        "data": {"datasets": ["toy"], "val_per_class": 1, "test_per_class": 1,
-                 "custom": {"toy": {"layout": "imagefolder", "path": str(tmp_path / "toy"), "description": "toy pets"}}},
-        "vlm": {"name": "tiny-llava", "path": str(tiny_llava_dir), "max_new_tokens": 3},
-        "methods": ["s_temp", "glov_wo_guidance"],
-        "steering": {"alphas": [0.0]},
-        "tracking": {"mlflow": False},
-    })
-    pipeline.check(params)
-    pipeline.prepare_dataset(params, "toy", "manifest.json")
-    return params
+    return toy_job_params(tmp_path, 3, 1, {"name": "tiny-llava", "path": str(tiny_llava_dir), "max_new_tokens": 3},
+                          methods=["s_temp", "glov_wo_guidance"], steering={"alphas": [0.0]})
 
 
 def test_jobs_score_prompts_on_the_images_with_an_answering_vlm(answering_params, tmp_path):

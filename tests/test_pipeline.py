@@ -3,8 +3,7 @@
 import pytest
 import torch
 
-from conftest import write_imagefolder
-from glov import config as C
+from conftest import toy_job_params
 from glov import pipeline
 from glov.embeddings import load_embeddings
 from glov.io import read_json
@@ -13,14 +12,7 @@ from glov.io import read_json
 @pytest.fixture
 def job_inputs(tmp_path, tiny_clip_dir, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    write_imagefolder(tmp_path / "toy", {"cat": 4, "dog": 4})
-    params = C.from_dict({
-        "data": {"datasets": ["toy"], "val_per_class": 1, "test_per_class": 2,
-                 "custom": {"toy": {"layout": "imagefolder", "path": str(tmp_path / "toy"), "description": "toy pets"}}},
-        "vlm": {"name": "tiny", "arch": f"local-dir:{tiny_clip_dir}"},
-        "tracking": {"mlflow": False},
-    })
-    pipeline.prepare_dataset(params, "toy", "manifest.json")
+    params = toy_job_params(tmp_path, 4, 2, {"name": "tiny", "arch": f"local-dir:{tiny_clip_dir}"})
     pipeline.embed_images(params, "manifest.json", "train", "train.pt")
     return params
 
