@@ -1,6 +1,8 @@
-"""Steered batched KV-cache sampling vs (a) unsteered batched ``generate`` vs (b) the reference loop.
+"""Steered batched KV-cache sampling (our loop, ``glov.generation``) vs (a) the same unsteered, (b)
+Hugging Face's ``generate`` under a steering hook (what glov used before its own loop) and (c) the
+reference loop.
 
-(b) is how the official GLOV code generates: candidates one at a time, and every new token
+(c) is how the official GLOV code generates: candidates one at a time, and every new token
 recomputes the whole sequence (no KV cache), with the steering shift at the last position.
 All three generate exactly the same number of tokens (``--tokens`` per candidate) from the same
 meta-prompt with the same model, in one process, so the ratios compare like with like.
@@ -48,6 +50,17 @@ def reference_loop(llm: HFLLM, messages, n: int, s: Sampling, steer: Steer) -> l
     return outs
 
 
+@torch.inference_mode()
+def hf_generate(llm: HFLLM, messages, n: int, s: Sampling, steer: Steer) -> list[str]:
+    """Hugging Face's batched ``generate`` with the KV cache, under a steering hook."""
+    prompt = llm.encode_chat(messages)
+    with Steering(llm.model, steer.vector, steer.alpha):
+        out = llm.model.generate(prompt, do_sample=True, temperature=s.temperature, top_p=s.top_p, top_k=s.top_k,
+                                 max_new_tokens=s.max_new_tokens, min_new_tokens=s.min_new_tokens, num_return_sequences=n,
+                                 pad_token_id=llm.tokenizer.pad_token_id, attention_mask=torch.ones_like(prompt))
+    return llm.tokenizer.batch_decode(out[:, prompt.shape[1] :], skip_special_tokens=True)
+
+
 def run(candidates: int = 10, tokens: int = 50, repeats: int = 3) -> dict:
     llm = offline_llm()
     history = [Candidate(f"a {w} photo of a {{}}.", 40.0 + i, i) for i, w in enumerate(["blurry", "bright", "dark", "small", "large", "clean"])]
@@ -60,9 +73,10 @@ def run(candidates: int = 10, tokens: int = 50, repeats: int = 3) -> dict:
     llm.generate(messages, candidates, s, seed=0)  # warm-up
     unsteered, steered = timed_pair(lambda: llm.generate(messages, candidates, s, seed=0),
                                     lambda: llm.generate(messages, candidates, s, seed=0, steer=steer), repeats)
+    hf = timed(lambda: hf_generate(llm, messages, candidates, s, steer), repeats)
     torch.manual_seed(0)
     reference = timed(lambda: reference_loop(llm, messages, candidates, s, steer), 1)
-    seconds = {"steered_batched_kv": steered, "unsteered_batched_generate": unsteered, "reference_loop": reference}
+    seconds = {"steered_batched_kv": steered, "unsteered_batched_generate": unsteered, "hf_generate_steered": hf, "reference_loop": reference}
     return {
         "prompt_tokens": int(llm.encode_chat(messages).shape[1]),
         "candidates": candidates,
@@ -70,6 +84,7 @@ def run(candidates: int = 10, tokens: int = 50, repeats: int = 3) -> dict:
         "seconds": {k: round(v, 3) for k, v in seconds.items()},
         "tokens_per_s": {k: round(n_tokens / v, 1) for k, v in seconds.items()},
         "speedup_vs_reference": round(reference / steered, 1),
+        "speed_vs_hf_generate": round(hf / steered, 2),
         "overhead_vs_unsteered_pct": round(100 * (steered / unsteered - 1), 1),
     }
 
@@ -82,12 +97,13 @@ def markdown(r: dict) -> str:
 
 A GLOV meta-prompt of {r["prompt_tokens"]} tokens; {r["candidates"]} candidates × exactly {r["new_tokens_per_candidate"]} new
 tokens (`min_new_tokens` = `max_new_tokens`), temperature 1.0, top-p 0.9, top-k 50, SmolLM2-135M-Instruct
-(fp32). Batched figures: median of 3 runs each, measured alternately.
+(fp32). Batched figures: median of 3 runs each (ours steered and unsteered measured alternately).
 
 | method | seconds | tokens/s | ratio |
 |---|---:|---:|---|
-| steered, batched, KV cache (`HFLLM.generate` + `Steering` hook) | {sec["steered_batched_kv"]} | {t["steered_batched_kv"]} | 1.00 |
-| unsteered batched `generate` | {sec["unsteered_batched_generate"]} | {t["unsteered_batched_generate"]} | steering costs {overhead:+.1f} % (target ≤ +10 %) {verdict} |
+| steered, batched, KV cache (our loop, `glov.generation.sample_rows`) | {sec["steered_batched_kv"]} | {t["steered_batched_kv"]} | 1.00 |
+| unsteered, our loop | {sec["unsteered_batched_generate"]} | {t["unsteered_batched_generate"]} | steering costs {overhead:+.1f} % (target ≤ +10 %) {verdict} |
+| steered, Hugging Face `generate` + `Steering` hook | {sec["hf_generate_steered"]} | {t["hf_generate_steered"]} | our loop runs at {r["speed_vs_hf_generate"]}× its speed |
 | reference: one candidate at a time, full recompute per token, steered | {sec["reference_loop"]} | {t["reference_loop"]} | steered batched is **{r["speedup_vs_reference"]}× faster** (target ≥ 20×) {"✔" if r["speedup_vs_reference"] >= 20 else "✘"} |
 """
 

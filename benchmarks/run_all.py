@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+import bench_chains
 import bench_embedding
 import bench_fitness
 import bench_generation
@@ -23,7 +24,8 @@ import bench_workflow
 from harness import machine
 from glov.io import write_text
 
-BENCHMARKS = {"fitness": bench_fitness, "embedding": bench_embedding, "workflow": bench_workflow, "generation": bench_generation}
+BENCHMARKS = {"fitness": bench_fitness, "embedding": bench_embedding, "workflow": bench_workflow, "generation": bench_generation,
+              "chains": bench_chains}
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
 

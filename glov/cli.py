@@ -32,7 +32,7 @@ def _run(args: argparse.Namespace) -> int:
     from glov.baselines import DESCRIPTION_STYLE, DETERMINISTIC
     from glov.config import BASELINE_METHODS, alpha_tag, glov_alphas
     from glov.pipeline import (aggregate_tables, cache_llm, check, describe, embed_images, export_bundled_dataset,
-                               llm_spec, prepare_dataset, run_baseline, run_step, score_run, train_lab_vlm,
+                               llm_spec, prepare_dataset, run_baseline, run_steps, score_run, train_lab_vlm,
                                vlm_spec)
     from glov.data import get_dataset_spec
     from pathlib import Path
@@ -53,26 +53,26 @@ def _run(args: argparse.Namespace) -> int:
         emb = {s: paths.EMBEDDINGS.format(dataset=d, vlm=p.vlm.name, split=s) for s in ("train", "val", "test")}
         for s, out in emb.items():
             embed_images(p, manifest, s, out)
-        for method in (m for m in p.methods if m in BASELINE_METHODS):
+        methods = [m for m in p.methods if m in BASELINE_METHODS]
+        styles = sorted({DESCRIPTION_STYLE[m] for m in methods if m in DESCRIPTION_STYLE})
+        for seed in p.seeds if styles else ():  # shared by the methods that use the same style
+            describe(p, manifest, seed, {s: paths.DESCRIPTIONS.format(dataset=d, llm=p.llm.name, style=s, seed=seed) for s in styles})
+        for method in methods:
             for seed in p.seeds[:1] if method in DETERMINISTIC else p.seeds:
                 texts = None
                 if method in DESCRIPTION_STYLE:
                     texts = paths.DESCRIPTIONS.format(dataset=d, llm=p.llm.name, style=DESCRIPTION_STYLE[method], seed=seed)
-                    if not Path(texts).exists():  # shared by the methods that use the same style
-                        describe(p, manifest, DESCRIPTION_STYLE[method], seed, texts)
                 out = paths.BASELINE.format(dataset=d, vlm=p.vlm.name, llm=p.llm.name, method=method, seed=seed)
                 run_baseline(p, method, seed, manifest, emb, texts, out)
                 baselines.append(out)
-        for a in glov_alphas(p):
-            for seed in p.seeds:
-                w = dict(dataset=d, vlm=p.vlm.name, llm=p.llm.name, alpha=alpha_tag(a), seed=seed)
-                prev = None
-                for t in range(p.optimizer.steps + 1):
-                    out = paths.STEP.format(**w, step=paths.step_name(t))
-                    run_step(p, manifest, emb["train"], a, seed, t, prev, out)
-                    prev = out
-                score = paths.SCORE.format(**w)
-                score_run(p, manifest, prev, emb, score)
+        alphas = glov_alphas(p)
+        for seed in p.seeds if alphas else ():
+            run = dict(dataset=d, vlm=p.vlm.name, llm=p.llm.name, seed=seed)
+            steps = {(a, t): paths.STEP.format(**run, alpha=alpha_tag(a), step=paths.step_name(t)) for a in alphas for t in range(p.optimizer.steps + 1)}
+            run_steps(p, manifest, emb["train"], seed, range(p.optimizer.steps + 1), {}, steps)
+            for a in alphas:
+                score = paths.SCORE.format(**run, alpha=alpha_tag(a))
+                score_run(p, manifest, steps[a, p.optimizer.steps], emb, score)
                 entries.append((d, a, seed))
                 scores.append(score)
     aggregate_tables(p, entries, scores, baselines)

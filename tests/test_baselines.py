@@ -103,11 +103,11 @@ def test_parse_sentence_and_descriptors():
 
 def test_describe_classes_records_unusable_answers_and_asks_once_per_class():
     llm = FakeLLM(["A cat has whiskers.", "???", "- it has four legs\n- a tail"])
-    rec = describe_classes(llm, ["cat", "dog"], "pets", "photos of pets", SENTENCES, 3, Sampling(), seed=0)
+    rec = describe_classes(llm, ["cat", "dog"], "pets", "photos of pets", [SENTENCES], 3, Sampling(), seed=0)[SENTENCES]
     assert len(llm.calls) == 2 and "cat" in llm.calls[0][0][-1]["content"]
     assert rec["classes"]["cat"]["texts"] == ["A cat has whiskers.", "cat: it has four legs"]
     assert rec["classes"]["cat"]["n_unusable"] == 1
-    rec = describe_classes(FakeLLM(["- four legs\n- a tail", "no list"]), ["dog"], "pets", "pets", DESCRIPTORS, 2, Sampling(), 0)
+    rec = describe_classes(FakeLLM(["- four legs\n- a tail", "no list"]), ["dog"], "pets", "pets", [DESCRIPTORS], 2, Sampling(), 0)[DESCRIPTORS]
     assert rec["classes"]["dog"]["texts"] == ["dog which (is/has/etc) four legs", "dog which (is/has/etc) a tail"]
     assert rec["classes"]["dog"]["n_unusable"] == 1
 

@@ -30,7 +30,7 @@ def test_a_damaged_embedding_cache_is_rebuilt_not_used(job_inputs, tmp_path, dam
     else:  # a valid cache of the wrong images (stale after the manifest changed)
         pipeline.save_embeddings(cache, pipeline.ImageEmbeddings(original.features[:1], original.labels[:1], original.paths[:1]))
 
-    pipeline.run_step(job_inputs, "manifest.json", cache, 0.0, 0, 0, None, tmp_path / "step_000.json")
+    pipeline.run_steps(job_inputs, "manifest.json", cache, 0, [0], {}, {(0.0, 0): tmp_path / "step_000.json"})
 
     rebuilt = load_embeddings(cache, original.paths)  # valid again ...
     assert torch.equal(rebuilt.features, original.features)  # ... and holds what it should have held

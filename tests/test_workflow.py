@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -42,7 +43,8 @@ def snakemake(cwd: Path, *args: str, env=None, extra_config: Path | None = None)
 
 
 def planned_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:
-    """Parse Snakemake's 'Job stats' table of a dry run."""
+    """Parse Snakemake's 'Job stats' table of a dry run; the per-block rules glov_steps_<first>_<last>
+    count as glov_steps."""
     lines = result.stdout.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("Job stats"))
     out = {}
@@ -50,7 +52,8 @@ def planned_jobs(result: subprocess.CompletedProcess) -> dict[str, int]:
         parts = line.split()
         if len(parts) != 2 or parts[0] == "total":
             break
-        out[parts[0]] = int(parts[1])
+        name = "glov_steps" if parts[0].startswith("glov_steps") else parts[0]
+        out[name] = out.get(name, 0) + int(parts[1])
     return out
 
 
@@ -77,15 +80,16 @@ def test_bad_config_stops_before_any_job_naming_the_key(tmp_path):
 @pytest.mark.parametrize(
     "configs, expected",
     [
-        (["config/paper.yaml"], {"prep_dataset": 16, "embed_images": 48, "describe_classes": 16 * 2 * 3,
-                                 "baseline": 16 * (2 + 4 * 3), "glov_step": 16 * 5 * 3 * 101, "score": 16 * 5 * 3, "aggregate": 1, "all": 1}),
-        (["config/paper.yaml", "config/paper_llava.yaml"], {"prep_dataset": 16, "baseline": 16, "glov_step": 16 * 5 * 3 * 26,
+        (["config/paper.yaml"], {"prep_dataset": 16, "embed_images": 48, "describe_classes": 16 * 3,
+                                 "baseline": 16 * (2 + 4 * 3), "glov_steps": 16 * 3, "score": 16 * 5 * 3, "aggregate": 1, "all": 1}),
+        (["config/paper.yaml", "config/paper_llava.yaml"], {"prep_dataset": 16, "baseline": 16, "glov_steps": 16 * 3 * 26,
                                                             "score": 16 * 5 * 3, "aggregate": 1, "all": 1}),
     ],
 )
 def test_the_paper_configurations_plan_their_whole_dag_without_data_or_weights(configs, expected):
     """16 datasets, 5 alphas, 3 seeds, 100 (CLIP) or 25 (LLaVA) steps; every method of Table 1 and the
-    baselines (S-TEMP/DS-TEMP once, the LLM-based ones per seed); a LLaVA needs no embedding cache."""
+    baselines (S-TEMP/DS-TEMP once, the LLM-based ones per seed); a LLaVA needs no embedding cache.
+    One job runs all steps of the 5 alpha chains of a (dataset, seed) for CLIP, one step of them for LLaVA."""
     r = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "all", "--configfile", *configs],
                        cwd=REPO, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -153,11 +157,11 @@ def test_end_to_end_offline_resume_and_determinism(workdir, offline_env, referen
     # a new alpha plans only its own chain: other runs' params did not change
     more = tmp_path / "more_alphas.yaml"
     more.write_text("steering: {alphas: [0.0, 1.0, 0.5]}\n")
-    assert planned_jobs(snakemake(workdir, "-n", env=env, extra_config=more)) == {"glov_step": 6, "score": 2, "aggregate": 1, "all": 1}
+    assert planned_jobs(snakemake(workdir, "-n", env=env, extra_config=more)) == {"glov_steps": 2, "score": 6, "aggregate": 1, "all": 1}
 
-    (run / "step_001.json").unlink()
+    (run / "step_001.json").unlink()  # the job that made it runs again: its steps come back from the step store
     plan = planned_jobs(snakemake(workdir, "-n", env=env))
-    assert plan == {"glov_step": 2, "score": 1, "aggregate": 1, "all": 1}
+    assert plan == {"glov_steps": 1, "score": 2, "aggregate": 1, "all": 1}
 
     again = snakemake(workdir, env=env)
     assert again.returncode == 0, again.stderr[-4000:]
@@ -173,11 +177,16 @@ def test_end_to_end_offline_resume_and_determinism(workdir, offline_env, referen
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     first_parent = min(parents, key=lambda r: r.info.start_time).info.run_id
     n_first = sum(r.data.tags["mlflow.parentRunId"] == first_parent for r in children)
-    # one child per job: export, train_lab_vlm, cache_llm, 2 preps, 2 x 3 embeds, 2 x 2 x 3 steps, 2 x 2 scores, aggregate,
-    # 2 x 2 description styles, 2 x 6 baselines
-    assert n_first == 1 + 1 + 1 + 2 + 6 + 12 + 4 + 1 + 4 + 12
+    # one child per job: export, train_lab_vlm, cache_llm, 2 preps, 2 x 3 embeds, 2 glov_steps (all steps of both alphas),
+    # 2 x 2 scores, aggregate, 2 describe_classes (both styles), 2 x 6 baselines
+    assert n_first == 1 + 1 + 1 + 2 + 6 + 2 + 4 + 1 + 2 + 12
     second_parent = max(parents, key=lambda r: r.info.start_time).info.run_id
-    assert sum(r.data.tags["mlflow.parentRunId"] == second_parent for r in children) == 2 + 1 + 1  # the resumed jobs
+    resumed = [r for r in children if r.data.tags["mlflow.parentRunId"] == second_parent]
+    assert len(resumed) == 1 + 2 + 1  # the glov_steps job of the deleted step, its two scores, aggregate
+    steps_job = next(r for r in resumed if r.data.tags["mlflow.runName"].startswith("glov_steps/"))
+    assert steps_job.data.metrics["restored_steps"] == 6 and steps_job.data.metrics["computed_steps"] == 0  # from the store
+    curve = client.get_metric_history(steps_job.info.run_id, "best_train_acc.a1.0")  # per-chain metrics on the step axis
+    assert [m.step for m in sorted(curve, key=lambda m: m.step)] == [0, 1, 2]
     aggregate = next(r for r in children if r.data.tags["mlflow.runName"] == "aggregate")
     assert {a.path for a in client.list_artifacts(aggregate.info.run_id)} == {"glov.md", "glov.csv", "paper_table1.md", "lab.md", "metrics.json", "animal_mnist.png", "toy.png"}
     training = next(r for r in children if r.data.tags["mlflow.runName"] == "train_lab_vlm/lab-minilm")
@@ -191,42 +200,40 @@ def start_snakemake(cwd: Path, env: dict, out: Path) -> subprocess.Popen:
     return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def kill_mid_step(cwd: Path, env: dict, step: str, sig: signal.Signals) -> Path:
-    """Start the workflow, wait until a glov_step job of ``step`` is working, then send ``sig``
-    to the whole process group (Snakemake and its jobs). Returns that job's log."""
+def kill_mid_job(cwd: Path, env: dict, sig: signal.Signals) -> None:
+    """Start the workflow, wait until a glov_steps job has finished step 1 of its chains and is
+    working on step 2, then send ``sig`` to the whole process group (Snakemake and its jobs)."""
     proc = start_snakemake(cwd, env, cwd / f"killed_{sig.name}.out")
-    deadline = time.monotonic() + 600
-    while not (logs := [p for p in (cwd / "logs/glov_step").rglob(f"{step}.log") if p.stat().st_size > 0]):
+    deadline = time.monotonic() + 900
+    while not list((cwd / "results/runs").rglob("step_001.json")):
         assert proc.poll() is None and time.monotonic() < deadline, (cwd / f"killed_{sig.name}.out").read_text()[-3000:]
         time.sleep(0.2)
-    time.sleep(3)  # inside the job: models loaded, generating
+    time.sleep(2)  # inside the job: generating step 2
     os.killpg(proc.pid, sig)
     proc.wait(timeout=120)
-    return logs[0]
 
 
-def step_output(log: Path, cwd: Path) -> Path:
-    """The step JSON a glov_step log belongs to (logs/glov_step/<run>/NNN.log -> results/runs/<run>/step_NNN.json)."""
-    run = log.parent.relative_to(cwd / "logs/glov_step")
-    return cwd / "results/runs" / run / f"step_{log.stem}.json"
+def job_logs(cwd: Path) -> str:
+    return "\n".join(p.read_text() for p in sorted((cwd / "logs/glov_steps").rglob("*.log")))
 
 
 @pytest.mark.slow
-def test_killed_mid_step_with_sigterm_then_sigkill_resumes_to_identical_results(workdir, offline_env, reference_run, tmp_path_factory):
+def test_killed_mid_job_with_sigterm_then_sigkill_resumes_to_identical_results(workdir, offline_env, reference_run, tmp_path_factory):
     killed = tracked_copy(tmp_path_factory.mktemp("killed"))
     shutil.copytree(workdir / "resources", killed / "resources", copy_function=os.link)  # built models: not what is tested
 
-    log = kill_mid_step(killed, offline_env, "001", signal.SIGTERM)
-    assert not step_output(log, killed).exists()
-    assert "interrupted: terminated by signal 15; finished steps are kept" in log.read_text()
+    kill_mid_job(killed, offline_env, signal.SIGTERM)
+    assert "interrupted: terminated by signal 15; finished steps are kept" in job_logs(killed)
+    stored = [p for p in (killed / ".snakemake/glov/steps").rglob("step_001/*.json")]
+    assert stored  # Snakemake removed the failed job's step files; the store kept the finished ones
 
-    log = kill_mid_step(killed, offline_env, "002", signal.SIGKILL)
-    assert not step_output(log, killed).exists()
+    kill_mid_job(killed, offline_env, signal.SIGKILL)
     assert list((killed / ".snakemake/locks").iterdir())  # SIGKILL leaves Snakemake's lock behind ...
 
     final = snakemake(killed, env=offline_env)  # ... and a plain rerun resumes anyway
     assert final.returncode == 0, final.stderr[-4000:]
     assert "removed the Snakemake lock left by a killed run" in final.stderr
+    assert "restored from the step store" in job_logs(killed)
     assert {str(p.relative_to(killed)): p.read_bytes() for p in results_files(killed)} == reference_run
     assert not [p for p in (killed / "results").rglob("*.tmp")]  # no half-written leftovers
 
@@ -238,14 +245,32 @@ def test_killed_mid_step_with_sigterm_then_sigkill_resumes_to_identical_results(
     assert "RUNNING" not in status and "KILLED" in status  # SIGKILLed runs closed by the next invocation
     parents = sorted((r for r in runs if r.data.tags["mlflow.runName"] == "snakemake"), key=lambda r: r.info.start_time)
     assert [r.info.status for r in parents] == ["FAILED", "KILLED", "FINISHED"]
+    steps_jobs = [r for r in runs if r.data.tags["mlflow.runName"].startswith("glov_steps/") and r.info.status == "FINISHED"]
+    assert sum(r.data.metrics["restored_steps"] for r in steps_jobs) >= 4  # steps 0 and 1 of both alphas, at least once
+
+
+@pytest.mark.slow
+def test_jobs_are_self_contained_under_a_cluster_executor(workdir, offline_env, reference_run, tmp_path_factory):
+    """Every job of one dataset (embeddings, descriptions, baselines, the GLOV job, scores) and the
+    aggregation again, each submitted as its own detached process by the cluster-generic executor
+    (profiles/local-cluster): the same bytes as the local run."""
+    cluster = tracked_copy(tmp_path_factory.mktemp("cluster"))
+    for folder in ("resources", "results"):  # hard links are safe: every write replaces a file, never edits it
+        shutil.copytree(workdir / folder, cluster / folder, copy_function=os.link)
+    for folder in ("runs/toy", "descriptions/toy", "baselines/toy", "embeddings/toy", "tables"):
+        shutil.rmtree(cluster / "results" / folder)
+    r = snakemake(cluster, "--profile", "profiles/local-cluster", env=offline_env)
+    assert r.returncode == 0, r.stderr[-4000:]
+    assert "cluster-generic" in r.stderr + r.stdout
+    ran = {m for m in re.findall(r"rule (\w+):", r.stderr + r.stdout)}
+    assert {"embed_images", "describe_classes", "baseline", "glov_steps", "score", "aggregate"} <= ran
+    assert {str(p.relative_to(cluster)): p.read_bytes() for p in results_files(cluster)} == reference_run
 
 
 def test_slurm_profile_sets_resources_of_real_rules():
-    import re
-
     import yaml
 
     profile = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
     rules = {m for f in (REPO / "workflow/rules").glob("*.smk") for m in re.findall(r"^rule (\w+):", f.read_text(), re.M)}
     assert profile["executor"] == "slurm"
-    assert set(profile["set-resources"]) <= rules and "glov_step" in profile["set-resources"]
+    assert set(profile["set-resources"]) <= rules | {"glov_steps"} and "glov_steps" in profile["set-resources"]

@@ -1,9 +1,11 @@
-"""The GLOV loop as a pure ``step(state) -> state``: one Snakemake job runs one step.
+"""The GLOV loop as a pure ``step(state) -> state``; how many steps a job runs is the workflow's choice.
 
 ``init_state`` scores the base template (step 0). Each ``step`` asks the LLM for K candidates
 (steered by alpha * (H(p+) - H(p-)) once a best has been improved on), parses them, scores the
 valid new ones with the injected ``fitness``, and returns the new state plus a JSON record of
-everything that happened. ``run`` just loops it.
+everything that happened. A step is ``propose`` (the chat, seeds and steering) then ``advance``
+(parse, score, update), so ``step_chains`` can sample several chains' candidates in one batch
+with results identical to stepping each chain alone. ``run`` just loops it.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Callable
 
-from glov.llm import LLM, Sampling, Steer
+from glov.llm import LLM, Request, Sampling, Steer, row_seed
 from glov.optimizer.parse import Parsed, parse_question, parse_template
 from glov.optimizer.prompts import QUESTION, TEMPLATE, meta_prompt, ranked
 from glov.optimizer.state import Candidate, Guidance, State
@@ -83,7 +85,23 @@ def score_completions(
     return tuple(history), records, failures
 
 
-def step(state: State, llm: LLM, fitness: Fitness, task: Task, cfg: StepConfig) -> tuple[State, dict]:
+@dataclass(frozen=True)
+class Proposal:
+    """What step ``step`` asks the LLM: the chat, one seed per candidate, and the steering."""
+
+    step: int
+    request: Request
+    steering: dict
+
+
+def candidate_seeds(seed: int, dataset: str, step_index: int, n: int) -> tuple[int, ...]:
+    """One generator per candidate, from (run seed, dataset, step, candidate). Alpha is left out on
+    purpose: the chains of every alpha draw the same random numbers, so they stay identical until
+    guidance first switches on, and their difference measures guidance alone."""
+    return tuple(row_seed(seed, dataset, step_index, k) for k in range(n))
+
+
+def propose(state: State, llm: LLM, task: Task, cfg: StepConfig) -> Proposal:
     t = state.step + 1
     messages = meta_prompt(task.dataset, task.description, state.history, cfg.topk, cfg.kind)
     steer = None
@@ -92,22 +110,38 @@ def step(state: State, llm: LLM, fitness: Fitness, task: Task, cfg: StepConfig) 
         vector = llm.mean_hidden(state.guidance.positive, cfg.layer) - llm.mean_hidden(state.guidance.negative, cfg.layer)
         steer = Steer(vector, cfg.alpha)
         steering_record.update(active=True, positive=state.guidance.positive, negative=state.guidance.negative, norm=round(vector.norm, 4))
+    request = Request(messages, candidate_seeds(cfg.seed, task.dataset, t, cfg.candidates), cfg.sampling, steer)
+    return Proposal(t, request, steering_record)
 
-    outputs = llm.generate(messages, cfg.candidates, cfg.sampling, step_seed(cfg.seed, t), steer)
+
+def advance(state: State, proposal: Proposal, outputs: list[str], fitness: Fitness, cfg: StepConfig) -> tuple[State, dict]:
+    """Parse and score the LLM's answers to ``proposal``; the new state and the step's record."""
+    t = proposal.step
     history, records, failures = score_completions(outputs, state.history, fitness, t, kind=cfg.kind)
     best, guidance = guidance_after(history, state.best, state.guidance)
     new_state = replace(state, step=t, history=history, best=best, guidance=guidance, failures=state.failures + failures)
     record = {
         "step": t,
-        "meta_prompt": messages,
+        "meta_prompt": proposal.request.messages,
         "candidates": records,
         "n_scored": sum(r["status"] == "scored" for r in records),
         "n_failed": failures,
-        "steering": steering_record,
+        "steering": proposal.steering,
         "new_best": best != state.best,
         "state": new_state.to_dict(),
     }
     return new_state, record
+
+
+def step_chains(chains: list[tuple[State, Fitness, StepConfig]], llm: LLM, task: Task) -> list[tuple[State, dict]]:
+    """One step of several chains (e.g. one per alpha), their candidates sampled in one batch."""
+    proposals = [propose(state, llm, task, cfg) for state, _, cfg in chains]
+    outputs = llm.sample([p.request for p in proposals])
+    return [advance(state, p, out, fitness, cfg) for (state, fitness, cfg), p, out in zip(chains, proposals, outputs)]
+
+
+def step(state: State, llm: LLM, fitness: Fitness, task: Task, cfg: StepConfig) -> tuple[State, dict]:
+    return step_chains([(state, fitness, cfg)], llm, task)[0]
 
 
 def run(base_template: str, steps: int, llm: LLM, fitness: Fitness, task: Task, cfg: StepConfig) -> tuple[State, list[dict]]:

@@ -3,14 +3,15 @@ rule describe_classes:
         manifest=paths.MANIFEST,
         llm=get_llm_dir,
     output:
-        paths.DESCRIPTIONS,
+        [paths.DESCRIPTIONS.replace("{style}", style) for style in STYLES],
     log:
-        "logs/describe_classes/{dataset}/{llm}/{style}/s{seed}.log",
+        "logs/describe_classes/{dataset}/{llm}/s{seed}.log",
     benchmark:
-        "benchmarks/runs/describe_classes/{dataset}/{llm}/{style}/s{seed}.tsv"
+        "benchmarks/runs/describe_classes/{dataset}/{llm}/s{seed}.tsv"
     conda:
         "../envs/glov.yaml"
     params:
+        styles=STYLES,
         baselines=only("baselines", "descriptions_per_class", "max_new_tokens"),
         sampling=only("optimizer", "temperature", "top_p", "top_k"),
         llm=only("llm", "name", "path", "gguf_file", "dtype"),

@@ -1,7 +1,7 @@
 # Validate params.yaml before any job is planned, then expose the helpers the rules use.
 from glov import paths
 from glov.baselines import DESCRIPTION_STYLE, DETERMINISTIC
-from glov.config import BASELINE_METHODS, alpha_tag, build, glov_alphas, validate
+from glov.config import BASELINE_METHODS, alpha_tag, build, glov_alphas, step_blocks, validate
 from glov.data import get_dataset_spec
 from glov.pipeline import answering, check, lab_tasks, llm_spec, vlm_spec
 from glov.resume import clear_stale_lock, record_lock_owner
@@ -16,12 +16,14 @@ VLM = PARAMS.vlm.name
 LLM = PARAMS.llm.name
 ALPHAS = [alpha_tag(a) for a in glov_alphas(PARAMS)]  # the GLOV chains the selected methods need
 BASELINES = [m for m in PARAMS.methods if m in BASELINE_METHODS]
+STYLES = sorted({DESCRIPTION_STYLE[m] for m in BASELINES if m in DESCRIPTION_STYLE})  # written by one describe_classes job
 SEEDS = list(PARAMS.seeds)
 DATASETS = list(PARAMS.data.datasets)
 LAB_TASKS = lab_tasks(PARAMS)
 ANSWERING = answering(PARAMS)  # a LLaVA-style VLM scores prompts on the images: no embedding cache
 BASE_KEY = "base_prompt" if ANSWERING else "base_template"  # what step 0 scores
 LAST_STEP = paths.step_name(PARAMS.optimizer.steps)
+STEP_BLOCKS = step_blocks(PARAMS.optimizer.steps, PARAMS.optimizer.steps_per_job) if ALPHAS else []
 BUNDLED = {
     name: spec
     for name, spec in ((n, get_dataset_spec(n, PARAMS.data.custom)) for n in DATASETS)
@@ -36,7 +38,6 @@ wildcard_constraints:
     alpha=r"[0-9.]+",
     seed=r"\d+",
     method="|".join(BASELINE_METHODS),
-    style="|".join(sorted(set(DESCRIPTION_STYLE.values()))),
 
 
 def only(section, *keys):
@@ -75,11 +76,28 @@ def get_llm_dir(wildcards=None):
     return [paths.LLM_DIR.format(llm=LLM)] if spec.wheel else []
 
 
-def get_previous_step(wildcards):
-    step = int(wildcards.step)
-    if step == 0:
-        return []
-    return paths.STEP.format(**{**wildcards, "step": paths.step_name(step - 1)})
+def block_name(block):
+    return f"{paths.step_name(block[0])}-{paths.step_name(block[-1])}"
+
+
+def block_rule(block):
+    """One rule per block of steps; with all steps in one job it is simply `glov_steps`."""
+    return "glov_steps" if len(STEP_BLOCKS) == 1 else f"glov_steps_{block_name(block).replace('-', '_')}"
+
+
+def block_outputs(block):
+    """The step JSON of every alpha chain and step of the block (the run's other wildcards stay)."""
+    return [paths.STEP.replace("{alpha}", a).replace("{step}", paths.step_name(t)) for a in ALPHAS for t in block]
+
+
+def previous_steps(block):
+    """The step before the block, of every alpha chain (in ALPHAS order); none for step 0."""
+    return [paths.STEP.replace("{alpha}", a).replace("{step}", paths.step_name(block[0] - 1)) for a in ALPHAS] if block[0] else []
+
+
+def block_runtime(block):
+    """Minutes a cluster should grant the job: optimizer.minutes_per_step per step, plus loading."""
+    return 10 + int(PARAMS.optimizer.minutes_per_step * len(block))
 
 
 def get_scores():

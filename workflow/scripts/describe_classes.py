@@ -1,4 +1,4 @@
 from glov.pipeline import describe, job
 
 with job(snakemake) as params:
-    describe(params, snakemake.input.manifest, snakemake.wildcards.style, int(snakemake.wildcards.seed), snakemake.output[0])
+    describe(params, snakemake.input.manifest, int(snakemake.wildcards.seed), dict(zip(snakemake.params.styles, snakemake.output)))

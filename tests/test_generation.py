@@ -1,0 +1,91 @@
+"""The batched sampling loop on a random tiny Llama (float32, CPU): Hugging Face's sampling, and a
+row's tokens that do not depend on what else is in the batch."""
+
+import pytest
+import torch
+
+from glov.generation import Row, sample_rows
+from glov.steering import Steering, SteeringVector
+
+EOS, PAD = 2, 0
+PROMPT = (1, 5, 9, 3, 7, 11, 4)
+
+
+@pytest.fixture(scope="module")
+def model():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=3, num_attention_heads=2,
+                      num_key_value_heads=2, max_position_embeddings=128, eos_token_id=EOS, pad_token_id=PAD)
+    return LlamaForCausalLM(cfg).eval()
+
+
+def hf_sample(model, prompt, seed, steer=None, **kw):
+    """``model.generate`` on one row, the global generator seeded as our row's generator is."""
+    ids = torch.tensor([list(prompt)])
+    torch.manual_seed(seed)
+    args = dict(pad_token_id=PAD, eos_token_id=EOS, attention_mask=torch.ones_like(ids), **kw)
+    if steer is not None:
+        with Steering(model, *steer):
+            out = model.generate(ids, **args)
+    else:
+        out = model.generate(ids, **args)
+    return out[0, len(prompt):].tolist()
+
+
+def run(model, rows, layer=None):
+    return sample_rows(model, rows, layer, [EOS], PAD)
+
+
+@pytest.mark.parametrize("temperature, top_k, top_p", [(1.0, 50, 0.9), (0.7, 20, 1.0), (1.3, 0, 0.5), (1.0, 5, 0.95)])
+def test_one_row_samples_exactly_what_hf_generate_samples(model, temperature, top_k, top_p):
+    for seed in range(6):
+        ours = run(model, [Row(PROMPT, seed, temperature, top_k, top_p, max_new_tokens=30)])[0]
+        assert ours == hf_sample(model, PROMPT, seed, do_sample=True, temperature=temperature, top_k=top_k, top_p=top_p, max_new_tokens=30)
+
+
+def test_greedy_and_min_new_tokens_follow_hf(model):
+    assert run(model, [Row(PROMPT, 0, temperature=0, max_new_tokens=25)])[0] == hf_sample(model, PROMPT, 0, do_sample=False, max_new_tokens=25)
+    for seed in range(4):
+        ours = run(model, [Row(PROMPT, seed, max_new_tokens=30, min_new_tokens=30)])[0]
+        assert len(ours) == 30 and EOS not in ours
+        assert ours == hf_sample(model, PROMPT, seed, do_sample=True, top_k=50, top_p=1.0, max_new_tokens=30, min_new_tokens=30)
+
+
+def test_a_steered_row_is_hf_generate_under_a_steering_hook(model):
+    """Cached semantics: alpha * v at the last prompt position and at every generated position."""
+    torch.manual_seed(3)
+    vec = SteeringVector(1, torch.randn(16))
+    for seed in range(4):
+        ours = run(model, [Row(PROMPT, seed, max_new_tokens=30, offset=1.5 * vec.vector)], layer=1)[0]
+        assert ours == hf_sample(model, PROMPT, seed, steer=(vec, 1.5), do_sample=True, top_k=50, top_p=1.0, max_new_tokens=30)
+        assert ours != run(model, [Row(PROMPT, seed, max_new_tokens=30)])[0] or seed  # steering moves at least seed 0
+
+
+def chains():
+    """Three chains: prompts of different lengths (left padding), one steered, ten candidates each."""
+    torch.manual_seed(5)
+    offset = 2.0 * torch.randn(16)
+    prompts = [PROMPT, (1, 8, 8, 21), (1, 30, 31, 32, 33, 34, 35, 36, 37, 38, 12)]
+    return [[Row(p, 100 * c + k, 1.0, 50, 0.9, 40, offset=offset if c == 1 else None) for k in range(10)] for c, p in enumerate(prompts)]
+
+
+def test_a_chains_candidates_do_not_depend_on_the_batch(model):
+    groups = chains()
+    alone = [run(model, rows, layer=1) for rows in groups]
+    together = run(model, [r for rows in groups for r in rows], layer=1)
+    assert together == [t for chain in alone for t in chain]
+    one_by_one = [run(model, [r], layer=1)[0] for r in groups[2]]  # unpadded, batch of 1
+    assert one_by_one == alone[2]
+    reordered = run(model, [*groups[2][::-1], *groups[0]], layer=1)  # another batch size and order
+    assert reordered == [*alone[2][::-1], *alone[0]]
+    assert len({tuple(t) for t in together}) > 20  # the candidates really differ from each other
+
+
+def test_bad_rows_are_refused(model):
+    with pytest.raises(ValueError, match="semantics"):
+        run(model, [Row(PROMPT, 0, semantics="nope")])
+    with pytest.raises(ValueError, match="steering layer"):
+        run(model, [Row(PROMPT, 0, offset=torch.zeros(16))])
+    assert run(model, []) == []

@@ -1,0 +1,84 @@
+"""The optimisation job (rule glov_steps) called directly: every alpha chain of a (dataset, seed)
+in one process, on a tiny CLIP and a tiny LLM loaded through the real loaders."""
+
+import pytest
+
+from conftest import toy_job_params
+from glov import pipeline
+from glov.io import read_json
+from glov.resume import StepStore
+
+ALPHAS = (0.0, 1.0)
+STEPS = 4
+
+
+@pytest.fixture
+def params(tmp_path, tiny_clip_dir, tiny_llm_dir, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    p = toy_job_params(tmp_path, 4, 2, {"name": "tiny", "arch": f"local-dir:{tiny_clip_dir}"},
+                       llm={"name": "tiny-llm", "path": str(tiny_llm_dir)},
+                       optimizer={"steps": STEPS, "candidates": 4, "max_new_tokens": 12}, steering={"alphas": list(ALPHAS), "layer": 2})
+    pipeline.embed_images(p, "manifest.json", "train", "train.pt")
+    return p
+
+
+def outputs(root, alphas=ALPHAS, steps=range(STEPS + 1)):
+    return {(a, t): f"{root}/a{a}/step_{t:03d}.json" for a in alphas for t in steps}
+
+
+def run_blocks(params, root, size, alphas=ALPHAS):
+    """The job as the workflow runs it with optimizer.steps_per_job = ``size``."""
+    from glov.config import step_blocks
+
+    for block in step_blocks(STEPS, size):
+        prev = {a: f"{root}/a{a}/step_{block[0] - 1:03d}.json" for a in alphas} if block[0] else {}
+        pipeline.run_steps(params, "manifest.json", "train.pt", 0, block, prev, outputs(root, alphas, block))
+    return {k: open(v, "rb").read() for k, v in outputs(root, alphas).items()}
+
+
+def test_step_files_do_not_depend_on_steps_per_job_or_on_the_other_chains(params, tmp_path):
+    all_in_one = run_blocks(params, "one", None)
+    record = read_json("one/a0.0/step_001.json")
+    assert len(record["candidates"]) == 4 and record["state"]["step"] == 1
+    assert run_blocks(params, "each", 1) == all_in_one
+    assert run_blocks(params, "pairs", 2) == all_in_one
+    alone = {(a, t): v for a in ALPHAS for (_, t), v in run_blocks(params, f"alone{a}", None, alphas=(a,)).items()}
+    assert alone == all_in_one  # a chain batched beside another samples what it samples alone
+
+
+class Killed(BaseException):
+    pass
+
+
+def test_a_killed_job_loses_only_the_step_in_progress(params, monkeypatch):
+    import os
+    import shutil
+
+    from glov import optimizer
+
+    reference = run_blocks(params, "ref", None)
+    shutil.rmtree(".snakemake")  # forget the reference's steps: the next run must compute its own
+    calls = {"n": 0}
+    original = optimizer.step_chains
+
+    def dies_at_step_3(chains, llm, task):
+        calls["n"] += 1
+        if chains[0][0].step == 2:
+            raise Killed()
+        return original(chains, llm, task)
+
+    monkeypatch.setattr(optimizer, "step_chains", dies_at_step_3)
+    with pytest.raises(Killed):
+        run_blocks(params, "ref", None)
+    assert calls["n"] == 3  # steps 1, 2, then 3 died
+    monkeypatch.setattr(optimizer, "step_chains", original)
+    for path in outputs("ref").values():  # what Snakemake does before it runs the job again
+        if os.path.exists(path):
+            os.remove(path)
+    computed = []
+    monkeypatch.setattr(optimizer, "step_chains", lambda chains, llm, task: computed.append(chains[0][0].step) or original(chains, llm, task))
+    assert run_blocks(params, "ref", None) == reference
+    assert computed == [2, 3]  # steps 3 and 4 (continuing from states 2 and 3); 0-2 came from the store
+    store = [p for p in StepStore().root.rglob("*.json") if p.is_file()]
+    assert len(store) == len(outputs("ref"))  # one entry per step file
+    assert all(p.stat().st_nlink == 2 for p in store)  # hard links to the step files: no extra space
