@@ -1,6 +1,6 @@
-"""Run every benchmark and write benchmarks/RESULTS.md (about 15 minutes on 2 CPU cores).
+"""Run every benchmark and write benchmarks/RESULTS.md (about 20 minutes on 2 CPU cores, 45 with --before).
 
-    python benchmarks/run_all.py [--only generation fitness embedding workflow]
+    python benchmarks/run_all.py [--only generation fitness embedding workflow chains] [--before REV]
 
 With ``--only``, the sections are printed and RESULTS.md is left as it is (it always holds one
 complete set, measured together).
@@ -20,12 +20,13 @@ import bench_chains
 import bench_embedding
 import bench_fitness
 import bench_generation
+import bench_paper_estimate
 import bench_workflow
 from harness import machine
 from glov.io import write_text
 
 BENCHMARKS = {"fitness": bench_fitness, "embedding": bench_embedding, "workflow": bench_workflow, "generation": bench_generation,
-              "chains": bench_chains}
+              "chains": bench_chains, "paper_estimate": bench_paper_estimate}
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
 
@@ -33,12 +34,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--only", nargs="+", choices=sorted(BENCHMARKS), default=list(BENCHMARKS))
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--before", help="a git revision whose default workflow run is timed too (workflow benchmark)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     sections, raw = [], {}
     for name in args.only:
         print(f"running {name} ...", file=sys.stderr, flush=True)
-        raw[name] = BENCHMARKS[name].run()
+        raw[name] = BENCHMARKS[name].run(before=args.before) if name == "workflow" else BENCHMARKS[name].run()
         print(json.dumps(raw[name], indent=2), flush=True)
         sections.append(BENCHMARKS[name].markdown(raw[name]))
     header = (

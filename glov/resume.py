@@ -1,6 +1,7 @@
 """Surviving interruption: a killed run leaves nothing that stops the next run from resuming.
 
-Finished work is safe by construction (atomic writes, one job per step). What a kill can leave
+Finished work is safe by construction (atomic writes; every finished optimisation step is kept in
+the :class:`StepStore`, whatever job it was computed in). What a kill can leave
 behind is bookkeeping: Snakemake's directory lock and MLflow runs stuck in RUNNING. Both are
 recorded with the process that owns them (host, pid and start time, so a recycled pid is not
 mistaken for the owner) and cleared by the next invocation once that process is gone.

@@ -57,10 +57,12 @@ def test_a_steered_row_is_hf_generate_under_a_steering_hook(model):
     """Cached semantics: alpha * v at the last prompt position and at every generated position."""
     torch.manual_seed(3)
     vec = SteeringVector(1, torch.randn(16))
+    moved = 0
     for seed in range(4):
         ours = run(model, [Row(PROMPT, seed, max_new_tokens=30, offset=1.5 * vec.vector)], layer=1)[0]
         assert ours == hf_sample(model, PROMPT, seed, steer=(vec, 1.5), do_sample=True, top_k=50, top_p=1.0, max_new_tokens=30)
-        assert ours != run(model, [Row(PROMPT, seed, max_new_tokens=30)])[0] or seed  # steering moves at least seed 0
+        moved += ours != run(model, [Row(PROMPT, seed, max_new_tokens=30)])[0]
+    assert moved  # the offset really changes what is sampled
 
 
 def chains():

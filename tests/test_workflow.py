@@ -255,6 +255,7 @@ def test_jobs_are_self_contained_under_a_cluster_executor(workdir, offline_env, 
     aggregation again, each submitted as its own detached process by the cluster-generic executor
     (profiles/local-cluster): the same bytes as the local run."""
     cluster = tracked_copy(tmp_path_factory.mktemp("cluster"))
+    shutil.rmtree(cluster / "results")
     for folder in ("resources", "results"):  # hard links are safe: every write replaces a file, never edits it
         shutil.copytree(workdir / folder, cluster / folder, copy_function=os.link)
     for folder in ("runs/toy", "descriptions/toy", "baselines/toy", "embeddings/toy", "tables"):
