@@ -71,6 +71,7 @@ class LLMConfig:
     gguf_file: str | None
     device: str
     dtype: str
+    max_batch_rows: int = 64
 
 
 @dataclass(frozen=True)

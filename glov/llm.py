@@ -71,6 +71,20 @@ class LLM(Protocol):
     def mean_hidden(self, text: str, layer: int) -> SteeringVector: ...
 
 
+def row_batches(requests: Sequence[Request], max_rows: int) -> list[list[Request]]:
+    """Consecutive requests, cut into batches of at most ``max_rows`` completions (a request
+    larger than that is a batch of its own)."""
+    batches: list[list[Request]] = []
+    rows = 0
+    for request in requests:
+        if not batches or rows + len(request.seeds) > max_rows:
+            batches.append([])
+            rows = 0
+        batches[-1].append(request)
+        rows += len(request.seeds)
+    return batches
+
+
 class _OneChat:
     def generate(self, messages: Messages, n: int, sampling: Sampling, seed: int, steer: Steer | None = None) -> list[str]:
         """``n`` completions of one chat; candidate k draws from ``row_seed(seed, k)``."""
@@ -161,10 +175,11 @@ def cache_dequantised(spec: LLMSpec, out_dir: str | Path) -> Path:
 class HFLLM(_OneChat):
     """A Hugging Face causal LM (hub id, local folder, or GGUF file)."""
 
-    def __init__(self, model: torch.nn.Module, tokenizer, device: str = "cpu"):
+    def __init__(self, model: torch.nn.Module, tokenizer, device: str = "cpu", max_rows: int = 64):
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.device = device
+        self.max_rows = max_rows
         self.n_layers = len(decoder_layers(model))
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
@@ -172,7 +187,7 @@ class HFLLM(_OneChat):
         self.eos_ids = [eos] if isinstance(eos, int) else list(eos or [])  # what generate() stops at
 
     @classmethod
-    def load(cls, spec: LLMSpec, device: str = "cpu", dtype: str = "float32") -> "HFLLM":
+    def load(cls, spec: LLMSpec, device: str = "cpu", dtype: str = "float32", max_rows: int = 64) -> "HFLLM":
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         kwargs = {"gguf_file": spec.gguf_file} if spec.gguf_file else {}
@@ -184,26 +199,37 @@ class HFLLM(_OneChat):
                 f"cannot load LLM {spec.path!r}{' / ' + spec.gguf_file if spec.gguf_file else ''}: {exc}. "
                 "A hub id needs the internet (and access rights) once; offline, set llm.path to a local folder."
             ) from None
-        return cls(model.to(device), tok, device)
+        return cls(model.to(device), tok, device, max_rows)
 
     def encode_chat(self, messages: Messages) -> torch.Tensor:
         ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
         return ids["input_ids"].to(self.device)
 
     def sample(self, requests: Sequence[Request]) -> list[list[str]]:
-        """Every request's completions from one batched decoding loop (:func:`glov.generation.sample_rows`)."""
-        from glov.generation import Row, sample_rows
-
+        """Every request's completions from batched decoding loops (:func:`glov.generation.sample_rows`)
+        of at most ``max_rows`` completions each (a request is never split); as every completion
+        has its own generator, how requests are cut into batches does not change them."""
         layers = {r.steer.vector.layer for r in requests if r.steer is not None and r.steer.alpha != 0}
         if len(layers) > 1:
             raise ValueError(f"one batch steers one layer, not {sorted(layers)}")
+        from tqdm import tqdm
+
+        batches = row_batches(requests, self.max_rows)
+        out: list[list[str]] = []
+        for batch in tqdm(batches, desc="sampling", unit="batch", disable=len(batches) < 2):
+            out += self._sample_batch(batch, next(iter(layers), None))
+        return out
+
+    def _sample_batch(self, requests: Sequence[Request], layer: int | None) -> list[list[str]]:
+        from glov.generation import Row, sample_rows
+
         rows = []
         for request in requests:
             prompt = tuple(self.encode_chat(request.messages)[0].tolist())
             s, steer = request.sampling, request.steer
             offset = steer.alpha * steer.vector.vector if steer is not None and steer.alpha != 0 else None
             rows += [Row(prompt, seed, s.temperature, s.top_k, s.top_p, s.max_new_tokens, s.min_new_tokens, offset) for seed in request.seeds]
-        tokens = sample_rows(self.model, rows, next(iter(layers), None), self.eos_ids, self.tokenizer.pad_token_id, self.device)
+        tokens = sample_rows(self.model, rows, layer, self.eos_ids, self.tokenizer.pad_token_id, self.device)
         texts = iter(self.tokenizer.batch_decode(tokens, skip_special_tokens=True))
         return [[next(texts) for _ in r.seeds] for r in requests]
 

@@ -24,7 +24,7 @@ from glov.data.splits import SplitError
 from glov.embeddings import CacheError, ImageEmbeddings, load_embeddings, save_embeddings
 from glov.io import read_json, write_json, write_text
 from glov.llm import HFLLM, LLMS, LLMError, LLMSpec, Sampling, cache_dequantised, resolve_llm
-from glov.optimizer import StepConfig, Task, init_state, step
+from glov.optimizer import StepConfig, Task, init_state
 from glov.optimizer.prompts import QUESTION, TEMPLATE
 from glov.optimizer.state import State
 from glov.resume import Terminated, sigterm_raises
@@ -171,6 +171,10 @@ def llm_spec(params: C.Params) -> LLMSpec:
     return LLMSpec(str(cached), None, spec.wheel, spec.n_layers) if spec.gguf_file and cached.is_dir() else spec
 
 
+def load_llm(params: C.Params) -> HFLLM:
+    return HFLLM.load(llm_spec(params), params.llm.device, params.llm.dtype, params.llm.max_batch_rows)
+
+
 def cache_llm(params: C.Params, out_dir: str | Path) -> None:
     with _track(params, f"cache_llm/{params.llm.name}", {}):
         cache_dequantised(resolve_llm(params.llm.name, params.llm.path, params.llm.gguf_file), out_dir)
@@ -276,7 +280,8 @@ def _step_key(params: C.Params, dataset: str, alpha: float, seed: int, step_inde
     p = asdict(params)
     data = {k: v for k, v in p["data"].items() if k not in ("datasets", "custom")} | {"custom": p["data"]["custom"].get(dataset)}
     optimizer = {k: v for k, v in p["optimizer"].items() if k not in ("steps", "steps_per_job", "minutes_per_step")}
-    chain = {"data": data, "vlm": p["vlm"], "llm": p["llm"], "optimizer": optimizer,
+    llm = {k: v for k, v in p["llm"].items() if k != "max_batch_rows"}
+    chain = {"data": data, "vlm": p["vlm"], "llm": llm, "optimizer": optimizer,
              "steering": {k: p["steering"][k] for k in ("layer", "layer_fraction")}}
     return params_hash({"code": code_fingerprint(), "params": chain, "dataset": dataset, "alpha": alpha, "seed": seed,
                         "step": step_index, "previous": previous.to_dict() if previous else None})
@@ -315,7 +320,7 @@ def run_steps(
             elif todo:
                 if llm is None:
                     clock = time.time()
-                    llm = HFLLM.load(llm_spec(params), params.llm.device, params.llm.dtype)
+                    llm = load_llm(params)
                     llm_load_s = time.time() - clock
                 chains = [(states[a], fitness, step_config(params, a, seed, llm.n_layers)) for a in todo]
                 records.update({a: record for a, (_, record) in zip(todo, step_chains(chains, llm, Task(dataset, manifest["description"])))})
@@ -381,7 +386,7 @@ def describe(params: C.Params, manifest_path: str | Path, seed: int, outputs: Ma
     manifest = read_json(manifest_path)
     styles = sorted(outputs)
     with _track(params, f"describe_classes/{manifest['dataset']}/s{seed}", {"dataset": manifest["dataset"], "styles": styles, "seed": seed}) as tracker:
-        llm = HFLLM.load(llm_spec(params), params.llm.device, params.llm.dtype)
+        llm = load_llm(params)
         records = describe_classes(llm, manifest["classnames"], manifest["dataset"], manifest["description"], styles,
                                    params.baselines.descriptions_per_class, llm_sampling(params, params.baselines.max_new_tokens), seed)
         for style, record in records.items():
@@ -448,7 +453,7 @@ def _llm_opt(inputs: BaselineInputs) -> dict:
     from glov.llm_opt import llm_opt
 
     p = inputs.params
-    llm = HFLLM.load(llm_spec(p), p.llm.device, p.llm.dtype)
+    llm = load_llm(p)
     task = Task(inputs.manifest["dataset"], inputs.manifest["description"])
     record = llm_opt(llm, inputs.fitness("train"), task, p.optimizer.base_template, p.baselines.llm_opt, llm_sampling(p), inputs.seed)
     return _templates_result(inputs, [record["best"]], search=record)

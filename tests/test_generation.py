@@ -91,3 +91,14 @@ def test_bad_rows_are_refused(model):
     with pytest.raises(ValueError, match="steering layer"):
         run(model, [Row(PROMPT, 0, offset=torch.zeros(16))])
     assert run(model, []) == []
+
+
+def test_requests_cut_into_batches_of_at_most_max_rows_give_the_same_completions(tiny_llm_dir):
+    from glov.llm import HFLLM, LLMSpec, Request, Sampling, row_batches
+
+    requests = [Request([{"role": "user", "content": "name a template " * (i + 1)}], tuple(range(10 * i, 10 * i + 3)), Sampling(max_new_tokens=8))
+                for i in range(4)]
+    assert [len(b) for b in row_batches(requests, 6)] == [2, 2] and [len(b) for b in row_batches(requests, 2)] == [1, 1, 1, 1]
+    outputs = {rows: HFLLM.load(LLMSpec(str(tiny_llm_dir)), max_rows=rows).sample(requests) for rows in (1, 6, 64)}
+    assert outputs[1] == outputs[6] == outputs[64]
+    assert [len(o) for o in outputs[64]] == [3, 3, 3, 3] and len({t for o in outputs[64] for t in o}) > 1
