@@ -11,6 +11,7 @@ cleans up its temporary files and closes its MLflow run before it exits.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
@@ -106,8 +107,10 @@ def clear_stale_lock(snakemake_dir: str | Path = ".snakemake") -> bool:
 STORE_DIR = Path(".snakemake/glov/steps")
 
 
+@functools.lru_cache(maxsize=1)
 def code_fingerprint() -> str:
-    """A hash of the ``glov`` package's source: stored work is reused only by the same code."""
+    """A hash of the ``glov`` package's source: stored work is reused only by the same code.
+    Computed once per process (a job asks for it at every step of every chain)."""
     import hashlib
 
     root = Path(__file__).resolve().parent
