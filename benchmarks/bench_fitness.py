@@ -16,7 +16,7 @@ import argparse
 import torch
 
 from harness import command_line, offline_vlm, timed, timed_pair
-from glov.pipeline import TemplateFitness
+from glov.jobs.embed import TemplateFitness
 from glov.embeddings import ImageEmbeddings
 
 WORDS = ["red", "small", "striped", "wild", "old", "spotted", "giant", "common", "little", "northern"]

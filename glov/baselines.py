@@ -17,3 +17,21 @@ def ds_temp_templates() -> list[str]:
     from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
 
     return [make("{}") for make in OPENAI_IMAGENET_TEMPLATES]
+
+
+def method_params(config: dict, method: str, base_key: str = "base_template") -> dict:
+    """The params one baseline's result depends on, from the params as a plain dict (LLM
+    descriptions carry theirs in their own file); ``base_key`` is what S-TEMP scores (a template,
+    or an answering VLM's base prompt). Snakemake declares them, so a change reruns the
+    job; the result store keys on them, so only the changed method is computed again."""
+    o, b = config["optimizer"], config["baselines"]
+    sampling = {k: o[k] for k in ("base_template", "temperature", "top_p", "top_k", "max_new_tokens")}
+    llm = {k: config["llm"][k] for k in ("name", "path", "gguf_file", "dtype")}
+    return {
+        "s_temp": {base_key: o[base_key]},
+        "ds_temp": {},
+        "llm_opt": {**sampling, **b["llm_opt"], "llm": llm},
+        "cupl": {},
+        "dclip": {},
+        "awt": {"base_template": o["base_template"], **b["awt"]},
+    }[method]

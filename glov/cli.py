@@ -19,7 +19,7 @@ def _ls(_: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from glov.pipeline import check
+    from glov.jobs.common import check
 
     check(C.load_params(args.params))
     print(f"{args.params}: ok")
@@ -31,9 +31,14 @@ def _run(args: argparse.Namespace) -> int:
     from glov import paths
     from glov.baselines import DESCRIPTION_STYLE, DETERMINISTIC
     from glov.config import BASELINE_METHODS, alpha_tag, glov_alphas
-    from glov.pipeline import (aggregate_tables, cache_llm, check, describe, embed_images, export_bundled_dataset,
-                               llm_spec, prepare_dataset, run_baseline, run_steps, score_run, train_lab_vlm,
-                               vlm_spec)
+    from glov.jobs.baselines import describe, run_baselines
+    from glov.jobs.common import check, llm_spec, vlm_spec
+    from glov.jobs.data import export_bundled_dataset, prepare_dataset
+    from glov.jobs.embed import embed_images
+    from glov.jobs.evaluate import score_runs
+    from glov.jobs.models import cache_llm, train_lab_vlm
+    from glov.jobs.optimize import run_steps
+    from glov.jobs.tables import aggregate_tables
     from glov.data import get_dataset_spec
     from pathlib import Path
 
@@ -50,31 +55,27 @@ def _run(args: argparse.Namespace) -> int:
             export_bundled_dataset(p, d, spec.location(p.data.root))
         manifest = paths.MANIFEST.format(dataset=d)
         prepare_dataset(p, d, manifest)
-        emb = {s: paths.EMBEDDINGS.format(dataset=d, vlm=p.vlm.name, split=s) for s in ("train", "val", "test")}
-        for s, out in emb.items():
-            embed_images(p, manifest, s, out)
+        emb = {s: paths.EMBEDDINGS.format(dataset=d, vlm=p.vlm.name, split=s) for s in paths.SPLITS}
+        embed_images(p, manifest, emb)
         methods = [m for m in p.methods if m in BASELINE_METHODS]
         styles = sorted({DESCRIPTION_STYLE[m] for m in methods if m in DESCRIPTION_STYLE})
-        for seed in p.seeds if styles else ():  # shared by the methods that use the same style
-            describe(p, manifest, seed, {s: paths.DESCRIPTIONS.format(dataset=d, llm=p.llm.name, style=s, seed=seed) for s in styles})
-        for method in methods:
-            for seed in p.seeds[:1] if method in DETERMINISTIC else p.seeds:
-                texts = None
-                if method in DESCRIPTION_STYLE:
-                    texts = paths.DESCRIPTIONS.format(dataset=d, llm=p.llm.name, style=DESCRIPTION_STYLE[method], seed=seed)
-                out = paths.BASELINE.format(dataset=d, vlm=p.vlm.name, llm=p.llm.name, method=method, seed=seed)
-                run_baseline(p, method, seed, manifest, emb, texts, out)
-                baselines.append(out)
+        for seed in p.seeds:
+            texts = {s: paths.DESCRIPTIONS.format(dataset=d, llm=p.llm.name, style=s, seed=seed) for s in styles}
+            if texts:  # shared by the methods that use the same style
+                describe(p, manifest, seed, texts)
+            todo = [m for m in methods if seed == p.seeds[0] or m not in DETERMINISTIC]
+            out = {m: paths.BASELINE.format(dataset=d, vlm=p.vlm.name, llm=p.llm.name, method=m, seed=seed) for m in todo}
+            run_baselines(p, seed, manifest, emb, texts, out)
+            baselines += out.values()
         alphas = glov_alphas(p)
         for seed in p.seeds if alphas else ():
             run = dict(dataset=d, vlm=p.vlm.name, llm=p.llm.name, seed=seed)
             steps = {(a, t): paths.STEP.format(**run, alpha=alpha_tag(a), step=paths.step_name(t)) for a in alphas for t in range(p.optimizer.steps + 1)}
             run_steps(p, manifest, emb["train"], seed, range(p.optimizer.steps + 1), {}, steps)
-            for a in alphas:
-                score = paths.SCORE.format(**run, alpha=alpha_tag(a))
-                score_run(p, manifest, steps[a, p.optimizer.steps], emb, score)
-                entries.append((d, a, seed))
-                scores.append(score)
+            out = {a: paths.SCORE.format(**run, alpha=alpha_tag(a)) for a in alphas}
+            score_runs(p, manifest, seed, {a: steps[a, p.optimizer.steps] for a in alphas}, emb, out)
+            entries += [(d, a, seed) for a in alphas]
+            scores += out.values()
     aggregate_tables(p, entries, scores, baselines)
     print(f"wrote {paths.TABLE_MD}")
     return 0
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     diff.set_defaults(fn=_diff)
     args = parser.parse_args(argv)
     from glov.diff import DiffError
-    from glov.pipeline import USER_ERRORS
+    from glov.jobs.common import USER_ERRORS
     from glov.resume import Terminated, sigterm_raises
 
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+SPLITS = ("train", "val", "test")  # of every dataset: 1-shot train (the fitness), val (step choice), test
 MANIFEST = "results/data/{dataset}/manifest.json"
 VLM_DIR = "resources/models/vlm/{vlm}"
 LLM_DIR = "resources/models/llm/{llm}"

@@ -1,7 +1,7 @@
 """Surviving interruption: a killed run leaves nothing that stops the next run from resuming.
 
-Finished work is safe by construction (atomic writes; every finished optimisation step is kept in
-the :class:`StepStore`, whatever job it was computed in). What a kill can leave
+Finished work is safe by construction (atomic writes; every finished optimisation step and baseline
+is kept in the :class:`ResultStore`, whatever job it was computed in). What a kill can leave
 behind is bookkeeping: Snakemake's directory lock and MLflow runs stuck in RUNNING. Both are
 recorded with the process that owns them (host, pid and start time, so a recycled pid is not
 mistaken for the owner) and cleared by the next invocation once that process is gone.
@@ -104,7 +104,7 @@ def clear_stale_lock(snakemake_dir: str | Path = ".snakemake") -> bool:
     return True
 
 
-STORE_DIR = Path(".snakemake/glov/steps")
+STORE_DIR = Path(".snakemake/glov/store")
 
 
 @functools.lru_cache(maxsize=1)
@@ -120,16 +120,17 @@ def code_fingerprint() -> str:
     return digest.hexdigest()[:16]
 
 
-class StepStore:
-    """Every finished optimisation step, kept where Snakemake does not look.
+class ResultStore:
+    """Every finished result of a job that writes many (optimisation steps, baselines), kept where
+    Snakemake does not look.
 
     Snakemake deletes all outputs of a job before it runs the job again (after a kill, a failure, a
-    new alpha chain among its outputs, a deleted step file, more steps), so the steps a long job had
-    finished would be computed again. Each step JSON is also linked here under a key naming
-    everything it depends on (code, the params of its chain, the state it continued from); a rerun
-    takes the step from the store when the key matches, so a kill loses at most the step in
-    progress of each chain. Entries are hard links to the step files (a copy across file systems),
-    one per step file: they cost no space. ``rm -r .snakemake/glov`` forgets them all.
+    new alpha chain or method among its outputs, a deleted file, more steps, a changed param of one
+    method), so what a long job had finished would be computed again. Each result JSON is also
+    linked here under a key naming everything it depends on (code, its params, the state or inputs
+    it started from); a rerun takes the result from the store when the key matches, so a kill loses
+    at most the work in progress. Entries are hard links to the result files (a copy across file
+    systems), one per file: they cost no space. ``rm -r .snakemake/glov`` forgets them all.
     """
 
     def __init__(self, root: str | Path = STORE_DIR):
@@ -147,7 +148,7 @@ class StepStore:
         return self.root / relative.with_suffix("")
 
     def restore(self, output: str | Path, key: str) -> dict | None:
-        """Put the stored step back at ``output`` and return it; None if nothing matches ``key``."""
+        """Put the stored result back at ``output`` and return it; None if nothing matches ``key``."""
         from glov.io import read_json
 
         entry = self._dir(output) / f"{key}.json"
@@ -159,7 +160,7 @@ class StepStore:
         return record
 
     def save(self, output: str | Path, key: str) -> None:
-        """Keep the finished ``output`` under ``key`` (and forget what this step held before)."""
+        """Keep the finished ``output`` under ``key`` (and forget what this output held before)."""
         folder = self._dir(output)
         _link(Path(output), folder / f"{key}.json")
         for old in folder.glob("*.json"):

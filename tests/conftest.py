@@ -59,7 +59,8 @@ def toy_job_params(root: Path, per_class: int, test_per_class: int, vlm: dict, *
     """Params of a job run in ``root`` on an image folder ``root/toy`` of cats and dogs (MLflow off)
     with its manifest written, as the pipeline tests call jobs without Snakemake."""
     from glov import config as C
-    from glov import pipeline
+    from glov.jobs.common import check
+    from glov.jobs.data import prepare_dataset
 
     write_imagefolder(root / "toy", {"cat": per_class, "dog": per_class})
     params = C.from_dict({
@@ -69,8 +70,8 @@ def toy_job_params(root: Path, per_class: int, test_per_class: int, vlm: dict, *
         "tracking": {"mlflow": False},
         **sections,
     })
-    pipeline.check(params)
-    pipeline.prepare_dataset(params, "toy", root / "manifest.json")
+    check(params)
+    prepare_dataset(params, "toy", root / "manifest.json")
     return params
 
 

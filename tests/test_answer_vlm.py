@@ -95,29 +95,33 @@ def answering_params(tmp_path, tiny_llava_dir, monkeypatch):
 
 
 def test_jobs_score_prompts_on_the_images_with_an_answering_vlm(answering_params, tmp_path):
-    from glov import pipeline
     from glov.io import read_json
+    from glov.jobs.baselines import run_baselines
+    from glov.jobs.common import answering
+    from glov.jobs.evaluate import score_runs
+    from glov.jobs.optimize import run_steps
+    from glov.jobs.tables import aggregate_tables
 
-    assert pipeline.answering(answering_params)
-    pipeline.run_steps(answering_params, "manifest.json", None, 0, [0], {}, {(0.0, 0): "step_000.json"})
+    assert answering(answering_params)
+    run_steps(answering_params, "manifest.json", None, 0, [0], {}, {(0.0, 0): "step_000.json"})
     step0 = read_json("step_000.json")
     assert step0["base_template"] == "What is the main object in this image? Answer with its name."
     none = {"train": None, "val": None, "test": None}
-    pipeline.score_run(answering_params, "manifest.json", "step_000.json", none, "score.json")
+    score_runs(answering_params, "manifest.json", 0, {0.0: "step_000.json"}, none, {0.0: "score.json"})
     score = read_json("score.json")
     assert score["templates"] == [step0["base_template"]]  # one prompt: an answer has no ensemble
-    pipeline.run_baseline(answering_params, "s_temp", 0, "manifest.json", none, None, "s_temp.json")
+    run_baselines(answering_params, 0, "manifest.json", none, {}, {"s_temp": "s_temp.json"})
     s_temp = read_json("s_temp.json")
     assert (s_temp["val_acc"], s_temp["test_acc"]) == (score["val_acc"], score["test_acc"])
-    pipeline.aggregate_tables(answering_params, [("toy", 0.0, 0)], ["score.json"], ["s_temp.json"])
+    aggregate_tables(answering_params, [("toy", 0.0, 0)], ["score.json"], ["s_temp.json"])
     paper = open("results/tables/paper_table1.md").read()  # the paper's LLaVA numbers, not its CLIP table
     assert paper.startswith("# GLOV with LLaVA-OneVision") and "| - / 53.0 |" in paper and "CLIP" not in paper
 
 
 def test_methods_that_need_text_embeddings_are_refused_for_an_answering_vlm(tiny_llava_dir):
     from glov import config as C
-    from glov import pipeline
+    from glov.jobs.common import check
 
     params = C.from_dict({"vlm": {"name": "x", "path": str(tiny_llava_dir)}, "methods": ["s_temp", "cupl", "glov"]})
     with pytest.raises(C.ConfigError, match="methods: with an answering VLM .* drop cupl"):
-        pipeline.check(params)
+        check(params)

@@ -8,7 +8,9 @@ import torch
 import torch.nn.functional as F
 
 from glov import config as C
-from glov import pipeline
+from glov.baselines import DESCRIPTION_STYLE
+from glov.jobs.baselines import run_baselines
+from glov.jobs.embed import embed_images
 from glov.awt import awt_logits, image_view_weights, pad_texts, sinkhorn, text_view_weights
 from glov.config import AWTConfig, LLMOptConfig
 from glov.descriptions import (
@@ -159,11 +161,14 @@ def test_baseline_results_enter_the_tables_beside_glov():
 
 # ---------------------------------------------------------------- each method's job on a tiny model
 def _run(params, method, tmp_path, descriptions=None):
-    for split in ("val", "test"):
-        pipeline.embed_images(params, "manifest.json", split, f"{split}.pt")
+    """One method's result, computed (the result store is emptied first)."""
+    import shutil
+
+    shutil.rmtree(".snakemake/glov", ignore_errors=True)
+    embed_images(params, "manifest.json", {"val": "val.pt", "test": "test.pt"})
     embeddings = {s: f"{s}.pt" for s in ("train", "val", "test")}
     out = tmp_path / f"{method}.json"
-    pipeline.run_baseline(params, method, 0, "manifest.json", embeddings, descriptions, out)
+    run_baselines(params, 0, "manifest.json", embeddings, {DESCRIPTION_STYLE[method]: descriptions} if descriptions else {}, {method: out})
     return read_json(out)
 
 
@@ -199,3 +204,37 @@ def _as_raw(params: C.Params) -> dict:
     from dataclasses import asdict
 
     return asdict(params)
+
+
+def test_a_rerun_computes_only_the_methods_it_has_not_finished_with_these_params(job_inputs, tmp_path, monkeypatch):  # noqa: F811
+    from glov.jobs import baselines as jobs
+
+    embed_images(job_inputs, "manifest.json", {"val": "val.pt", "test": "test.pt"})
+    embeddings = {s: f"{s}.pt" for s in ("train", "val", "test")}
+    outputs = {"s_temp": tmp_path / "s_temp.json", "ds_temp": tmp_path / "ds_temp.json"}
+    computed = []
+    for method, fn in list(jobs.BASELINES.items()):
+        monkeypatch.setitem(jobs.BASELINES, method, lambda inputs, m=method, fn=fn: computed.append(m) or fn(inputs))
+
+    def fail(_inputs):
+        raise RuntimeError("killed")
+
+    with monkeypatch.context() as m:  # the job dies in its second method: the first is kept
+        m.setitem(jobs.BASELINES, "ds_temp", fail)
+        with pytest.raises(RuntimeError):
+            run_baselines(job_inputs, 0, "manifest.json", embeddings, {}, outputs)
+    s_temp = read_json(outputs["s_temp"])
+    outputs["s_temp"].unlink()  # Snakemake deletes a failed job's outputs before rerunning it
+    computed.clear()
+    run_baselines(job_inputs, 0, "manifest.json", embeddings, {}, outputs)
+    assert computed == ["ds_temp"] and read_json(outputs["s_temp"]) == s_temp
+
+    raw = json.loads(json.dumps(_as_raw(job_inputs)))  # S-TEMP's template changes: DS-TEMP's result is kept
+    changed = C.from_dict({**raw, "optimizer": {**raw["optimizer"], "base_template": "a picture of a {}."}})
+    ds_temp = read_json(outputs["ds_temp"])
+    for out in outputs.values():
+        out.unlink()
+    computed.clear()
+    run_baselines(changed, 0, "manifest.json", embeddings, {}, outputs)
+    assert computed == ["s_temp"] and read_json(outputs["ds_temp"]) == ds_temp
+    assert read_json(outputs["s_temp"])["templates"] == ["a picture of a {}."]

@@ -1,7 +1,7 @@
 import pytest
 
 from glov import config as C
-from glov.pipeline import check
+from glov.jobs.common import check
 
 
 def test_defaults_are_filled_and_frozen():

@@ -4,8 +4,9 @@ import pytest
 import torch
 
 from conftest import toy_job_params
-from glov import pipeline
-from glov.embeddings import load_embeddings
+from glov.embeddings import ImageEmbeddings, load_embeddings, save_embeddings
+from glov.jobs.embed import embed_images
+from glov.jobs.optimize import run_steps
 from glov.io import read_json
 
 
@@ -13,7 +14,7 @@ from glov.io import read_json
 def job_inputs(tmp_path, tiny_clip_dir, monkeypatch):
     monkeypatch.chdir(tmp_path)
     params = toy_job_params(tmp_path, 4, 2, {"name": "tiny", "arch": f"local-dir:{tiny_clip_dir}"})
-    pipeline.embed_images(params, "manifest.json", "train", "train.pt")
+    embed_images(params, "manifest.json", {"train": "train.pt"})
     return params
 
 
@@ -28,9 +29,9 @@ def test_a_damaged_embedding_cache_is_rebuilt_not_used(job_inputs, tmp_path, dam
     elif damage == "delete":
         cache.unlink()
     else:  # a valid cache of the wrong images (stale after the manifest changed)
-        pipeline.save_embeddings(cache, pipeline.ImageEmbeddings(original.features[:1], original.labels[:1], original.paths[:1]))
+        save_embeddings(cache, ImageEmbeddings(original.features[:1], original.labels[:1], original.paths[:1]))
 
-    pipeline.run_steps(job_inputs, "manifest.json", cache, 0, [0], {}, {(0.0, 0): tmp_path / "step_000.json"})
+    run_steps(job_inputs, "manifest.json", cache, 0, [0], {}, {(0.0, 0): tmp_path / "step_000.json"})
 
     rebuilt = load_embeddings(cache, original.paths)  # valid again ...
     assert torch.equal(rebuilt.features, original.features)  # ... and holds what it should have held

@@ -4,9 +4,10 @@ in one process, on a tiny CLIP and a tiny LLM loaded through the real loaders.""
 import pytest
 
 from conftest import toy_job_params
-from glov import pipeline
+from glov.jobs.embed import embed_images
+from glov.jobs.optimize import run_steps
 from glov.io import read_json
-from glov.resume import StepStore
+from glov.resume import ResultStore
 
 ALPHAS = (0.0, 1.0)
 STEPS = 4
@@ -18,7 +19,7 @@ def params(tmp_path, tiny_clip_dir, tiny_llm_dir, monkeypatch):
     p = toy_job_params(tmp_path, 4, 2, {"name": "tiny", "arch": f"local-dir:{tiny_clip_dir}"},
                        llm={"name": "tiny-llm", "path": str(tiny_llm_dir)},
                        optimizer={"steps": STEPS, "candidates": 4, "max_new_tokens": 12}, steering={"alphas": list(ALPHAS), "layer": 2})
-    pipeline.embed_images(p, "manifest.json", "train", "train.pt")
+    embed_images(p, "manifest.json", {"train": "train.pt"})
     return p
 
 
@@ -32,7 +33,7 @@ def run_blocks(params, root, size, alphas=ALPHAS):
 
     for block in step_blocks(STEPS, size):
         prev = {a: f"{root}/a{a}/step_{block[0] - 1:03d}.json" for a in alphas} if block[0] else {}
-        pipeline.run_steps(params, "manifest.json", "train.pt", 0, block, prev, outputs(root, alphas, block))
+        run_steps(params, "manifest.json", "train.pt", 0, block, prev, outputs(root, alphas, block))
     return {k: open(v, "rb").read() for k, v in outputs(root, alphas).items()}
 
 
@@ -79,6 +80,6 @@ def test_a_killed_job_loses_only_the_step_in_progress(params, monkeypatch):
     monkeypatch.setattr(optimizer, "step_chains", lambda chains, llm, task: computed.append(chains[0][0].step) or original(chains, llm, task))
     assert run_blocks(params, "ref", None) == reference
     assert computed == [2, 3]  # steps 3 and 4 (continuing from states 2 and 3); 0-2 came from the store
-    store = [p for p in StepStore().root.rglob("*.json") if p.is_file()]
+    store = [p for p in ResultStore().root.rglob("*.json") if p.is_file()]
     assert len(store) == len(outputs("ref"))  # one entry per step file
     assert all(p.stat().st_nlink == 2 for p in store)  # hard links to the step files: no extra space

@@ -80,16 +80,17 @@ def test_bad_config_stops_before_any_job_naming_the_key(tmp_path):
 @pytest.mark.parametrize(
     "configs, expected",
     [
-        (["config/paper.yaml"], {"prep_dataset": 16, "embed_images": 48, "describe_classes": 16 * 3,
-                                 "baseline": 16 * (2 + 4 * 3), "glov_steps": 16 * 3, "score": 16 * 5 * 3, "aggregate": 1, "all": 1}),
-        (["config/paper.yaml", "config/paper_llava.yaml"], {"prep_dataset": 16, "baseline": 16, "glov_steps": 16 * 3 * 26,
-                                                            "score": 16 * 5 * 3, "aggregate": 1, "all": 1}),
+        (["config/paper.yaml"], {"prep_dataset": 16, "embed_images": 16, "describe_classes": 16 * 3, "baselines": 16 * 3,
+                                 "fixed_baselines": 16, "glov_steps": 16 * 3, "score": 16 * 3, "aggregate": 1, "all": 1}),
+        (["config/paper.yaml", "config/paper_llava.yaml"], {"prep_dataset": 16, "fixed_baselines": 16, "glov_steps": 16 * 3 * 26,
+                                                            "score": 16 * 3, "aggregate": 1, "all": 1}),
     ],
 )
 def test_the_paper_configurations_plan_their_whole_dag_without_data_or_weights(configs, expected):
     """16 datasets, 5 alphas, 3 seeds, 100 (CLIP) or 25 (LLaVA) steps; every method of Table 1 and the
     baselines (S-TEMP/DS-TEMP once, the LLM-based ones per seed); a LLaVA needs no embedding cache.
-    One job runs all steps of the 5 alpha chains of a (dataset, seed) for CLIP, one step of them for LLaVA."""
+    One job runs all steps of the 5 alpha chains of a (dataset, seed) for CLIP, one step of them for LLaVA;
+    one job embeds a dataset's three splits, one scores the chains of a (dataset, seed), one its baselines."""
     r = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "all", "--configfile", *configs],
                        cwd=REPO, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -157,11 +158,11 @@ def test_end_to_end_offline_resume_and_determinism(workdir, offline_env, referen
     # a new alpha plans only its own chain: other runs' params did not change
     more = tmp_path / "more_alphas.yaml"
     more.write_text("steering: {alphas: [0.0, 1.0, 0.5]}\n")
-    assert planned_jobs(snakemake(workdir, "-n", env=env, extra_config=more)) == {"glov_steps": 2, "score": 6, "aggregate": 1, "all": 1}
+    assert planned_jobs(snakemake(workdir, "-n", env=env, extra_config=more)) == {"glov_steps": 2, "score": 2, "aggregate": 1, "all": 1}
 
-    (run / "step_001.json").unlink()  # the job that made it runs again: its steps come back from the step store
+    (run / "step_001.json").unlink()  # the job that made it runs again: its steps come back from the result store
     plan = planned_jobs(snakemake(workdir, "-n", env=env))
-    assert plan == {"glov_steps": 1, "score": 2, "aggregate": 1, "all": 1}
+    assert plan == {"glov_steps": 1, "score": 1, "aggregate": 1, "all": 1}
 
     again = snakemake(workdir, env=env)
     assert again.returncode == 0, again.stderr[-4000:]
@@ -177,12 +178,12 @@ def test_end_to_end_offline_resume_and_determinism(workdir, offline_env, referen
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     first_parent = min(parents, key=lambda r: r.info.start_time).info.run_id
     n_first = sum(r.data.tags["mlflow.parentRunId"] == first_parent for r in children)
-    # one child per job: export, train_lab_vlm, cache_llm, 2 preps, 2 x 3 embeds, 2 glov_steps (all steps of both alphas),
-    # 2 x 2 scores, aggregate, 2 describe_classes (both styles), 2 x 6 baselines
-    assert n_first == 1 + 1 + 1 + 2 + 6 + 2 + 4 + 1 + 2 + 12
+    # one child per job: export, train_lab_vlm, cache_llm, 2 preps, 2 embeds (3 splits each), 2 glov_steps (all steps of
+    # both alphas), 2 scores (both alphas), aggregate, 2 describe_classes (both styles), 2 x 2 baselines (per seed; fixed)
+    assert n_first == 1 + 1 + 1 + 2 + 2 + 2 + 2 + 1 + 2 + 4
     second_parent = max(parents, key=lambda r: r.info.start_time).info.run_id
     resumed = [r for r in children if r.data.tags["mlflow.parentRunId"] == second_parent]
-    assert len(resumed) == 1 + 2 + 1  # the glov_steps job of the deleted step, its two scores, aggregate
+    assert len(resumed) == 1 + 1 + 1  # the glov_steps job of the deleted step, its score job, aggregate
     steps_job = next(r for r in resumed if r.data.tags["mlflow.runName"].startswith("glov_steps/"))
     assert steps_job.data.metrics["restored_steps"] == 6 and steps_job.data.metrics["computed_steps"] == 0  # from the store
     curve = client.get_metric_history(steps_job.info.run_id, "best_train_acc.a1.0")  # per-chain metrics on the step axis
@@ -224,7 +225,7 @@ def test_killed_mid_job_with_sigterm_then_sigkill_resumes_to_identical_results(w
 
     kill_mid_job(killed, offline_env, signal.SIGTERM)
     assert "interrupted: terminated by signal 15; finished steps are kept" in job_logs(killed)
-    stored = [p for p in (killed / ".snakemake/glov/steps").rglob("step_001/*.json")]
+    stored = [p for p in (killed / ".snakemake/glov/store").rglob("step_001/*.json")]
     assert stored  # Snakemake removed the failed job's step files; the store kept the finished ones
 
     kill_mid_job(killed, offline_env, signal.SIGKILL)
@@ -233,7 +234,7 @@ def test_killed_mid_job_with_sigterm_then_sigkill_resumes_to_identical_results(w
     final = snakemake(killed, env=offline_env)  # ... and a plain rerun resumes anyway
     assert final.returncode == 0, final.stderr[-4000:]
     assert "removed the Snakemake lock left by a killed run" in final.stderr
-    assert "restored from the step store" in job_logs(killed)
+    assert "restored from the result store" in job_logs(killed)
     assert {str(p.relative_to(killed)): p.read_bytes() for p in results_files(killed)} == reference_run
     assert not [p for p in (killed / "results").rglob("*.tmp")]  # no half-written leftovers
 
@@ -264,7 +265,7 @@ def test_jobs_are_self_contained_under_a_cluster_executor(workdir, offline_env, 
     assert r.returncode == 0, r.stderr[-4000:]
     assert "Using profiles profiles/local-cluster" in r.stderr + r.stdout
     ran = set(re.findall(r"^rule (\w+):", r.stderr + r.stdout, re.M))  # submitted jobs; a local one shows as "localrule"
-    assert {"embed_images", "describe_classes", "baseline", "glov_steps", "score", "aggregate"} <= ran
+    assert {"embed_images", "describe_classes", "baselines", "fixed_baselines", "glov_steps", "score", "aggregate"} <= ran
     assert {str(p.relative_to(cluster)): p.read_bytes() for p in results_files(cluster)} == reference_run
 
 
@@ -272,6 +273,7 @@ def test_slurm_profile_sets_resources_of_real_rules():
     import yaml
 
     profile = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
-    rules = {m for f in (REPO / "workflow/rules").glob("*.smk") for m in re.findall(r"^rule (\w+):", f.read_text(), re.M)}
+    listed = subprocess.run([sys.executable, "-m", "snakemake", "--list-rules"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    rules = set(listed.stdout.split())  # the default run's rules, loop-generated ones included
     assert profile["executor"] == "slurm"
-    assert set(profile["set-resources"]) <= rules | {"glov_steps"} and "glov_steps" in profile["set-resources"]
+    assert set(profile["set-resources"]) <= rules and {"glov_steps", "baselines"} <= set(profile["set-resources"])

@@ -23,28 +23,38 @@ rule describe_classes:
         "../scripts/describe_classes.py"
 
 
-rule baseline:
-    input:
-        manifest=paths.MANIFEST,
-        train=embeddings("train"),
-        val=embeddings("val"),
-        test=embeddings("test"),
-        vlm=get_vlm_dir,
-        llm=lambda w: get_llm_dir() if w.method == "llm_opt" else [],
-        descriptions=get_descriptions,
-    output:
-        paths.BASELINE,
-    log:
-        "logs/baseline/{dataset}/{vlm}/{llm}/{method}/s{seed}.log",
-    benchmark:
-        "benchmarks/runs/baseline/{dataset}/{vlm}/{llm}/{method}/s{seed}.tsv"
-    conda:
-        "../envs/glov.yaml"
-    params:
-        method=baseline_params,
-    threads: 1
-    resources:
-        mem_mb=4000,
-        gpu=lambda w: gpus("vlm", "llm") if w.method == "llm_opt" else gpus("vlm"),
-    script:
-        "../scripts/baseline.py"
+# One job per (dataset, seed) scores every baseline that uses randomness, and one job per dataset
+# those that do not (first seed): the VLM and its text embeddings load once per job.
+for rule_name, methods, seed in baseline_groups():
+    run_part = "s{seed}" if seed is None else f"s{seed}-fixed"
+
+    rule:
+        name:
+            rule_name
+        input:
+            manifest=paths.MANIFEST,
+            train=embeddings("train"),
+            val=embeddings("val"),
+            test=embeddings("test"),
+            vlm=get_vlm_dir,
+            llm=get_llm_dir() if "llm_opt" in methods else [],
+            descriptions=description_inputs(methods),
+        output:
+            baseline_outputs(methods, seed),
+        log:
+            f"logs/baselines/{{dataset}}/{{vlm}}/{{llm}}/{run_part}.log",
+        benchmark:
+            f"benchmarks/runs/baselines/{{dataset}}/{{vlm}}/{{llm}}/{run_part}.tsv"
+        conda:
+            "../envs/glov.yaml"
+        params:
+            methods=methods,
+            styles=sorted({DESCRIPTION_STYLE[m] for m in methods if m in DESCRIPTION_STYLE}),
+            seed=(lambda w: int(w.seed)) if seed is None else seed,
+            method=baselines_params(methods),
+        threads: 1
+        resources:
+            mem_mb=4000,
+            gpu=gpus("vlm", "llm") if "llm_opt" in methods else gpus("vlm"),
+        script:
+            "../scripts/baselines.py"

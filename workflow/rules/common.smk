@@ -1,9 +1,10 @@
 # Validate params.yaml before any job is planned, then expose the helpers the rules use.
 from glov import paths
-from glov.baselines import DESCRIPTION_STYLE, DETERMINISTIC
+from glov.baselines import DESCRIPTION_STYLE, DETERMINISTIC, method_params
 from glov.config import BASELINE_METHODS, alpha_tag, build, glov_alphas, step_blocks, validate
 from glov.data import get_dataset_spec
-from glov.pipeline import answering, check, lab_tasks, llm_spec, vlm_spec
+from glov.jobs.common import answering, check, llm_spec, vlm_spec
+from glov.jobs.tables import lab_tasks
 from glov.resume import clear_stale_lock, record_lock_owner
 from glov.tracking import end_workflow_run, start_workflow_run
 
@@ -23,6 +24,7 @@ LAB_TASKS = lab_tasks(PARAMS)
 ANSWERING = answering(PARAMS)  # a LLaVA-style VLM scores prompts on the images: no embedding cache
 BASE_KEY = "base_prompt" if ANSWERING else "base_template"  # what step 0 scores
 LAST_STEP = paths.step_name(PARAMS.optimizer.steps)
+SPLITS = list(paths.SPLITS)
 STEP_BLOCKS = step_blocks(PARAMS.optimizer.steps, PARAMS.optimizer.steps_per_job) if ALPHAS else []
 BUNDLED = {
     name: spec
@@ -119,23 +121,27 @@ def get_baselines():
     ]
 
 
-def get_descriptions(wildcards):
-    style = DESCRIPTION_STYLE.get(wildcards.method)
-    return [paths.DESCRIPTIONS.format(dataset=wildcards.dataset, llm=LLM, style=style, seed=wildcards.seed)] if style else []
+def baseline_groups():
+    """(rule, methods, seed) of each baselines rule: the methods that use randomness run per seed
+    (seed None: the seed is a wildcard); S-TEMP and DS-TEMP run once, for the first seed."""
+    seeded = [m for m in BASELINES if m not in DETERMINISTIC]
+    fixed = [m for m in BASELINES if m in DETERMINISTIC]
+    return [g for g in (("baselines", seeded, None), ("fixed_baselines", fixed, SEEDS[0])) if g[1]]
 
 
-def baseline_params(wildcards):
-    """The params a baseline's result depends on (LLM descriptions carry theirs in their own file)."""
-    o, b = config["optimizer"], config["baselines"]
-    sampling = {k: o[k] for k in ("base_template", "temperature", "top_p", "top_k", "max_new_tokens")}
-    return {
-        "s_temp": {BASE_KEY: o[BASE_KEY]},
-        "ds_temp": {},
-        "llm_opt": {**sampling, **b["llm_opt"], "llm": only("llm", "name", "path", "gguf_file", "dtype")},
-        "cupl": {},
-        "dclip": {},
-        "awt": {"base_template": o["base_template"], **b["awt"]},
-    }[wildcards.method]
+def baseline_outputs(methods, seed):
+    return [paths.BASELINE.replace("{method}", m).replace("{seed}", "{seed}" if seed is None else str(seed)) for m in methods]
+
+
+def description_inputs(methods):
+    """The LLM descriptions the methods score, one file per style (of the job's seed)."""
+    return [paths.DESCRIPTIONS.replace("{style}", s) for s in sorted({DESCRIPTION_STYLE[m] for m in methods if m in DESCRIPTION_STYLE})]
+
+
+def baselines_params(methods):
+    """The params each method's result depends on: a change reruns the job (the result store
+    then computes only the methods whose params changed)."""
+    return {m: method_params(config, m, BASE_KEY) for m in methods}
 
 
 def get_steps():

@@ -34,18 +34,20 @@ rule embed_images:
         manifest=paths.MANIFEST,
         vlm=get_vlm_dir,
     output:
-        paths.EMBEDDINGS,
+        [paths.EMBEDDINGS.replace("{split}", split) for split in SPLITS],
     log:
-        "logs/embed_images/{dataset}/{vlm}/{split}.log",
+        "logs/embed_images/{dataset}/{vlm}.log",
     benchmark:
-        "benchmarks/runs/embed_images/{dataset}/{vlm}/{split}.tsv"
+        "benchmarks/runs/embed_images/{dataset}/{vlm}.tsv"
     conda:
         "../envs/glov.yaml"
     params:
+        splits=SPLITS,
         vlm=only("vlm", "name", "arch", "pretrained"),
     threads: 2
     resources:
         mem_mb=4000,
         gpu=gpus("vlm"),
+    priority: 50
     script:
         "../scripts/embed_images.py"

@@ -1,23 +1,28 @@
-rule score:
-    input:
-        manifest=paths.MANIFEST,
-        final_step=paths.STEP.replace("{step}", LAST_STEP),
-        train=embeddings("train"),
-        val=embeddings("val"),
-        test=embeddings("test"),
-        vlm=get_vlm_dir,
-    output:
-        paths.SCORE,
-    log:
-        "logs/score/{dataset}/{vlm}/{llm}/a{alpha}/s{seed}.log",
-    conda:
-        "../envs/glov.yaml"
-    params:
-        eval=only("eval", "ensemble_size"),
-        base_template=config["optimizer"]["base_template"],
-    threads: 1
-    resources:
-        mem_mb=4000,
-        gpu=gpus("vlm"),
-    script:
-        "../scripts/score.py"
+# One job per (dataset, seed) scores every alpha chain's final state (the VLM loads once).
+if ALPHAS:
+
+    rule score:
+        input:
+            manifest=paths.MANIFEST,
+            final_steps=[paths.STEP.replace("{alpha}", a).replace("{step}", LAST_STEP) for a in ALPHAS],
+            train=embeddings("train"),
+            val=embeddings("val"),
+            test=embeddings("test"),
+            vlm=get_vlm_dir,
+        output:
+            [paths.SCORE.replace("{alpha}", a) for a in ALPHAS],
+        log:
+            "logs/score/{dataset}/{vlm}/{llm}/s{seed}.log",
+        conda:
+            "../envs/glov.yaml"
+        params:
+            alphas=[float(a) for a in ALPHAS],
+            eval=only("eval", "ensemble_size"),
+            base_template=config["optimizer"]["base_template"],
+        threads: 1
+        resources:
+            mem_mb=4000,
+            gpu=gpus("vlm"),
+        priority: 30
+        script:
+            "../scripts/score.py"

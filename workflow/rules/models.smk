@@ -12,6 +12,7 @@ rule train_lab_vlm:
     threads: workflow.cores
     resources:
         mem_mb=6000,
+    priority: 100  # the critical path: train -> embed -> GLOV steps -> score (LLM-only jobs can wait)
     script:
         "../scripts/train_lab_vlm.py"
 

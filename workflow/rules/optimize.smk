@@ -32,5 +32,6 @@ for block in STEP_BLOCKS:
             mem_mb=4000,
             gpu=gpus("vlm", "llm"),
             runtime=block_runtime(block),
+        priority: 40
         script:
             "../scripts/glov_steps.py"

@@ -1,4 +1,5 @@
-from glov.pipeline import embed_images, job
+from glov.jobs.common import job
+from glov.jobs.embed import embed_images
 
 with job(snakemake) as params:
-    embed_images(params, snakemake.input.manifest, snakemake.wildcards.split, snakemake.output[0])
+    embed_images(params, snakemake.input.manifest, dict(zip(snakemake.params.splits, snakemake.output)))

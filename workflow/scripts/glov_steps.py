@@ -1,4 +1,5 @@
-from glov.pipeline import job, path_or_none, run_steps
+from glov.jobs.common import job, path_or_none
+from glov.jobs.optimize import run_steps
 
 with job(snakemake) as params:
     i, p = snakemake.input, snakemake.params

@@ -1,4 +1,5 @@
-from glov.pipeline import job, train_lab_vlm
+from glov.jobs.common import job
+from glov.jobs.models import train_lab_vlm
 
 with job(snakemake) as params:
     train_lab_vlm(params, snakemake.output[0])

@@ -1,0 +1,167 @@
+"""Rules describe_classes and baseline: the methods GLOV is compared with, scored on the same
+splits and in the result format every method shares."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+import torch
+
+from glov import config as C
+from glov.baselines import DESCRIPTION_STYLE, ds_temp_templates, method_params
+from glov.embeddings import ImageEmbeddings
+from glov.io import file_digest, read_json, write_json
+from glov.jobs.common import answering, base_prompt, llm_sampling, load_llm, track
+from glov.jobs.embed import Scorer, image_paths
+from glov.optimizer import Task
+from glov.scoring import accuracy, class_means, descriptor_logits, top1_accuracy
+from glov.vlm import VLM, embed_image_view_files
+
+
+def describe(params: C.Params, manifest_path: str | Path, seed: int, outputs: Mapping[str, str | Path]) -> None:
+    """LLM descriptions of every class in each style of ``outputs`` (rule describe_classes), shared
+    by the methods that use them; all styles' answers are sampled in one batch, the LLM loaded once."""
+    from glov.descriptions import describe_classes
+
+    manifest = read_json(manifest_path)
+    styles = sorted(outputs)
+    with track(params, f"describe_classes/{manifest['dataset']}/s{seed}", {"dataset": manifest["dataset"], "styles": styles, "seed": seed}) as tracker:
+        llm = load_llm(params)
+        records = describe_classes(llm, manifest["classnames"], manifest["dataset"], manifest["description"], styles,
+                                   params.baselines.descriptions_per_class, llm_sampling(params, params.baselines.max_new_tokens), seed)
+        for style, record in records.items():
+            write_json(outputs[style], record)
+            classes = record["classes"].values()
+            tracker.log_metrics({f"n_texts/{style}": sum(len(c["texts"]) for c in classes), f"n_unusable/{style}": sum(c["n_unusable"] for c in classes),
+                                 f"n_classes_without_text/{style}": sum(not c["texts"] for c in classes)})
+            tracker.log_artifact(outputs[style])
+
+@dataclass(frozen=True)
+class BaselineInputs:
+    params: C.Params
+    scorer: Scorer
+    embeddings: dict[str, str | Path | None]
+    descriptions: dict | None
+    seed: int
+
+    @property
+    def vlm(self) -> VLM:
+        return self.scorer.vlm
+
+    @property
+    def manifest(self) -> dict:
+        return self.scorer.manifest
+
+    def fitness(self, split: str):
+        return self.scorer.fitness(split, self.embeddings.get(split))
+
+    def split(self, name: str) -> ImageEmbeddings:
+        """A dual encoder's cached image embeddings (the description methods score them directly)."""
+        return self.fitness(name).emb
+
+    def class_texts(self, with_base: bool) -> tuple[list[list[str]], int]:
+        """Per class: (S-TEMP and) the LLM's texts; a class the LLM gave nothing usable for gets
+        S-TEMP alone. Returns the texts and how many classes fell back."""
+        base = self.params.optimizer.base_template
+        per_class, fallbacks = [], 0
+        for name in self.manifest["classnames"]:
+            texts = list(self.descriptions["classes"][name]["texts"])
+            fallbacks += not texts
+            per_class.append(([base.format(name)] if with_base or not texts else []) + texts)
+        return per_class, fallbacks
+
+def _val_and_test(accuracy_on: Callable[[str], float], **details) -> dict:
+    """What every baseline reports: its accuracy on val and on test, then its own details."""
+    return {"val_acc": accuracy_on("val"), "test_acc": accuracy_on("test"), **details}
+
+def _templates_result(inputs: BaselineInputs, templates: list[str], **details) -> dict:
+    return _val_and_test(lambda split: inputs.fitness(split)(templates), templates=templates, **details)
+
+def _s_temp(inputs: BaselineInputs) -> dict:
+    return _templates_result(inputs, [base_prompt(inputs.params)])
+
+def _ds_temp(inputs: BaselineInputs) -> dict:
+    return _templates_result(inputs, ds_temp_templates())
+
+def _llm_opt(inputs: BaselineInputs) -> dict:
+    from glov.llm_opt import llm_opt
+
+    p = inputs.params
+    llm = load_llm(p)
+    task = Task(inputs.manifest["dataset"], inputs.manifest["description"])
+    record = llm_opt(llm, inputs.fitness("train"), task, p.optimizer.base_template, p.baselines.llm_opt, llm_sampling(p), inputs.seed)
+    return _templates_result(inputs, [record["best"]], search=record)
+
+def _embedded_texts(inputs: BaselineInputs, with_base: bool) -> tuple[list[torch.Tensor], int]:
+    per_class, fallbacks = inputs.class_texts(with_base)
+    return [inputs.vlm.encode_texts(texts) for texts in per_class], fallbacks
+
+def _cupl(inputs: BaselineInputs) -> dict:
+    weights, fallbacks = _embedded_texts(inputs, with_base=False)
+    classifier = class_means(weights)
+    return _val_and_test(lambda s: top1_accuracy(inputs.split(s).features, inputs.split(s).labels, classifier), classes_without_text=fallbacks)
+
+def _dclip(inputs: BaselineInputs) -> dict:
+    texts, fallbacks = _embedded_texts(inputs, with_base=False)
+    return _val_and_test(lambda s: accuracy(descriptor_logits(inputs.split(s).features, texts), inputs.split(s).labels), classes_without_text=fallbacks)
+
+def _awt(inputs: BaselineInputs) -> dict:
+    from glov.awt import awt_logits, pad_texts
+
+    cfg, p = inputs.params.baselines.awt, inputs.params
+    texts, fallbacks = _embedded_texts(inputs, with_base=True)
+    text_views, mask = pad_texts(texts)
+    root = Path(inputs.manifest["image_root"])
+
+    def accuracy_on(split: str) -> float:
+        views = embed_image_view_files(inputs.vlm, [root / q for q in image_paths(inputs.manifest, split)], cfg.views, cfg.crop_scale,
+                                       inputs.seed, p.vlm.batch_size, desc=f"AWT views {inputs.manifest['dataset']}/{split}")
+        return accuracy(awt_logits(views, text_views, mask, inputs.vlm.logit_scale, cfg), inputs.split(split).labels)
+
+    return _val_and_test(accuracy_on, classes_without_text=fallbacks, views=cfg.views, logit_scale=inputs.vlm.logit_scale)
+
+BASELINES = {"s_temp": _s_temp, "ds_temp": _ds_temp, "llm_opt": _llm_opt, "cupl": _cupl, "dclip": _dclip, "awt": _awt}
+
+def run_baselines(
+    params: C.Params, seed: int, manifest_path: str | Path, embeddings: Mapping[str, str | Path | None],
+    descriptions: Mapping[str, str | Path], outputs: Mapping[str, str | Path],
+) -> None:
+    """Rule baselines: every method of ``outputs`` ({method: path}) on one dataset and seed, the
+    VLM and its text-embedding cache shared, each in the result format every method shares
+    (``val_acc``, ``test_acc`` and the method's details). ``descriptions`` ({style: path}) holds
+    the LLM descriptions the description methods score. A result whose inputs and params are
+    unchanged is taken from the :class:`glov.resume.ResultStore`, so changing one method's params,
+    or adding a method, computes that method alone."""
+    from glov.resume import ResultStore
+
+    manifest = read_json(manifest_path)
+    methods = list(outputs)
+    store = ResultStore()
+    with track(params, f"baselines/{manifest['dataset']}/s{seed}", {"dataset": manifest["dataset"], "methods": methods, "seed": seed}) as tracker:
+        scorer = Scorer(params, manifest)
+        texts = {style: read_json(path) for style, path in descriptions.items()}
+        for method in methods:
+            style = DESCRIPTION_STYLE.get(method)
+            key = baseline_key(params, method, seed, [manifest_path, *filter(None, embeddings.values()), *([descriptions[style]] if style else [])])
+            result = store.restore(outputs[method], key)
+            if result is None:
+                inputs = BaselineInputs(params, scorer, dict(embeddings), texts.get(style), seed)
+                result = {"method": method, "dataset": manifest["dataset"], "seed": seed, **BASELINES[method](inputs)}
+                write_json(outputs[method], result)
+                store.save(outputs[method], key)
+            tracker.log_metrics({f"val_acc/{method}": result["val_acc"], f"test_acc/{method}": result["test_acc"]})
+            tracker.log_artifact(outputs[method])
+
+
+def baseline_key(params: C.Params, method: str, seed: int, inputs: Sequence[str | Path]) -> str:
+    """Everything one baseline's result depends on: the code, its method's params, the VLM, how
+    the data were read, and the content of every file it reads (manifest, embeddings, descriptions)."""
+    from glov.resume import code_fingerprint
+    from glov.tracking import params_hash
+
+    p = asdict(params)
+    data = {k: v for k, v in p["data"].items() if k not in ("datasets", "custom")}
+    return params_hash({"code": code_fingerprint(), "method": method, "seed": seed, "params": method_params(p, method, "base_prompt" if answering(params) else "base_template"),
+                        "vlm": p["vlm"], "data": data, "inputs": [file_digest(path) for path in inputs]})

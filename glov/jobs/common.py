@@ -1,0 +1,126 @@
+"""What every job shares: its set-up (log file, threads, clean errors), the checks run before
+any job, MLflow tracking, and which VLM and LLM the params name and how they load."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+
+from glov import config as C
+from glov.data import DataError, get_dataset_spec
+from glov.data.splits import SplitError
+from glov.embeddings import CacheError
+from glov.llm import HFLLM, LLMS, LLMError, LLMSpec, Sampling, resolve_llm
+from glov.resume import Terminated, sigterm_raises
+from glov.steering import SteeringError, resolve_layer
+from glov.tracking import job_run
+from glov.vlm import ANSWER, VLMError, resolve_vlm
+
+log = logging.getLogger(__name__)
+
+
+MODELS_DIR = Path("resources/models")
+
+ANSWER_METHODS = ("s_temp", "glov_wo_guidance", "glov")  # the others score text embeddings a LLaVA has not got
+
+USER_ERRORS = (C.ConfigError, DataError, SplitError, CacheError, VLMError, LLMError, SteeringError)
+
+@contextmanager
+def job(smk: Any) -> Iterator[C.Params]:
+    """Set up one Snakemake job: log (and progress bars) to its log file, torch threads, params.
+
+    Errors a user can fix end the job with their one-line message (also on the terminal), not a
+    traceback; anything else is a bug and keeps its traceback in the log. SIGTERM ends the job
+    cleanly (temporary files removed, MLflow run KILLED); finished steps are kept.
+    """
+    terminal = sys.stderr
+    log_file = open(smk.log[0], "w", buffering=1) if smk.log else terminal
+    sys.stderr = log_file
+    logging.basicConfig(stream=log_file, level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", force=True)
+    torch.set_num_threads(max(1, int(getattr(smk, "threads", 1))))
+    try:
+        with sigterm_raises():
+            yield C.from_dict(smk.config)
+    except USER_ERRORS as exc:
+        for stream in {log_file, terminal}:
+            print(f"error: {exc}", file=stream)
+        raise SystemExit(1) from None
+    except Terminated as exc:
+        print(f"interrupted: {exc}; finished steps are kept, run again to resume", file=log_file)
+        raise SystemExit(128 + signal.SIGTERM) from None
+    finally:
+        sys.stderr = terminal
+        if log_file is not terminal:
+            log_file.close()
+
+def check(params: C.Params) -> None:
+    """Checks that need the registries, run before any job starts (the schema cannot know them):
+    every dataset, the VLM and the LLM resolve (offline wheels installed), the steering layer
+    fits the LLM's known depth, and every selected method can run. Errors name the params key."""
+    for key, resolve in (
+        ("data.datasets", lambda: [get_dataset_spec(n, params.data.custom) for n in params.data.datasets]),
+        ("vlm.name", lambda: vlm_spec(params)),
+        ("llm.name", lambda: resolve_llm(params.llm.name, params.llm.path, params.llm.gguf_file)),
+    ):
+        try:
+            resolve()
+        except (DataError, VLMError, LLMError) as exc:
+            raise C.ConfigError(f"{key}: {exc}") from None
+    inapplicable = sorted(set(params.methods) - set(ANSWER_METHODS)) if answering(params) else []
+    if inapplicable:
+        raise C.ConfigError(
+            f"methods: with an answering VLM ({params.vlm.name}) only {', '.join(ANSWER_METHODS)} apply; drop {', '.join(inapplicable)}"
+        )
+    depth = None if params.llm.path else LLMS[params.llm.name].n_layers
+    if depth is not None and params.steering.layer is not None:
+        try:
+            resolve_layer(params.steering.layer, params.steering.layer_fraction, depth)
+        except SteeringError:
+            raise C.ConfigError(
+                f"steering.layer: {params.steering.layer} is beyond {params.llm.name}'s depth ({depth} decoder layers: 0..{depth - 1})"
+            ) from None
+
+def process_start() -> float:
+    """When this process started (epoch seconds): a job's imports happen before any of its code runs."""
+    import psutil
+
+    return psutil.Process().create_time()
+
+def path_or_none(value: Any) -> str | None:
+    """A Snakemake input that may be an empty list (e.g. no embedding cache for an answering VLM)."""
+    return str(value) if value else None
+
+def track(params: C.Params, name: str, extra: dict):
+    return job_run(name, {**asdict(params), **extra}, params.tracking.mlflow, params.tracking.experiment)
+
+def vlm_spec(params: C.Params):
+    return resolve_vlm(params.vlm.name, params.vlm.arch, params.vlm.pretrained, MODELS_DIR / "vlm", params.vlm.path)
+
+def answering(params: C.Params) -> bool:
+    """An encoder-decoder VLM (LLaVA-style): prompts are questions, scored on the images themselves."""
+    return vlm_spec(params).family == ANSWER
+
+def base_prompt(params: C.Params) -> str:
+    return params.optimizer.base_prompt if answering(params) else params.optimizer.base_template
+
+def llm_spec(params: C.Params) -> LLMSpec:
+    """GGUF models are loaded from their dequantised cache (rule cache_llm) once it exists."""
+    spec = resolve_llm(params.llm.name, params.llm.path, params.llm.gguf_file)
+    cached = MODELS_DIR / "llm" / params.llm.name
+    return LLMSpec(str(cached), None, spec.wheel, spec.n_layers) if spec.gguf_file and cached.is_dir() else spec
+
+def load_llm(params: C.Params) -> HFLLM:
+    return HFLLM.load(llm_spec(params), params.llm.device, params.llm.dtype, params.llm.max_batch_rows)
+
+def llm_sampling(params: C.Params, max_new_tokens: int | None = None) -> Sampling:
+    """The optimizer's sampling settings, which every LLM-based method shares; only the answer
+    length may differ (class descriptions are longer than templates)."""
+    o = params.optimizer
+    return Sampling(o.temperature, o.top_p, o.top_k, o.max_new_tokens if max_new_tokens is None else max_new_tokens)

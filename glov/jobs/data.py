@@ -1,0 +1,31 @@
+"""Rules export_bundled_dataset and prep_dataset: a dataset's images on disk, and its manifest
+(classes, description, the seeded few-shot, val and test splits)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from glov import config as C
+from glov.data import get_dataset_spec, prepare
+from glov.io import write_json
+from glov.jobs.common import track
+
+log = logging.getLogger(__name__)
+
+
+def export_bundled_dataset(params: C.Params, dataset: str, out_dir: str | Path) -> None:
+    from glov.data.sources import export_task
+
+    spec = get_dataset_spec(dataset, params.data.custom)
+    with track(params, f"export_bundled_dataset/{dataset}", {"dataset": dataset}) as tracker:
+        n = export_task(spec.bundled, out_dir)
+        tracker.log_metrics({"n_images": n})
+    log.info("exported %d images of %s to %s", n, dataset, out_dir)
+
+def prepare_dataset(params: C.Params, dataset: str, out: str | Path) -> None:
+    d = params.data
+    with track(params, f"prep_dataset/{dataset}", {"dataset": dataset}) as tracker:
+        manifest = prepare(dataset, d.root, d.shots, d.val_per_class, d.test_per_class, d.seed, d.custom)
+        write_json(out, manifest)
+        tracker.log_metrics({f"n_{k}": len(v) for k, v in manifest["splits"].items()} | {"n_classes": len(manifest["classnames"])})

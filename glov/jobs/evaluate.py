@@ -1,0 +1,57 @@
+"""Rule score: a GLOV chain's top-k ensembles scored on val, and the chosen step on test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Mapping
+
+from glov import config as C
+from glov import paths
+from glov.io import read_json, write_json
+from glov.jobs.common import answering, track
+from glov.jobs.embed import Scorer
+from glov.optimizer.state import State
+from glov.scoring import select_step, top_templates
+
+
+def score_runs(
+    params: C.Params, manifest_path: str | Path, seed: int, final_steps: Mapping[float, str | Path],
+    embeddings: Mapping[str, str | Path | None], outputs: Mapping[float, str | Path],
+) -> None:
+    """Rule score: every alpha chain of one (dataset, seed), the VLM loaded once. Each chain's
+    result depends on that chain alone (see :func:`score_chain`)."""
+    manifest = read_json(manifest_path)
+    alphas = sorted(outputs)
+    with track(params, f"score/{manifest['dataset']}/s{seed}", {"dataset": manifest["dataset"], "alphas": alphas, "seed": seed}) as tracker:
+        scorer = Scorer(params, manifest)
+        fit = {s: scorer.fitness(s, embeddings.get(s)) for s in paths.SPLITS}
+        for alpha in alphas:
+            result = score_chain(params, manifest, State.from_dict(read_json(final_steps[alpha])["state"]), fit)
+            write_json(outputs[alpha], result)
+            for point in result["curve"]:
+                tracker.log_metrics({f"{k}/a{alpha}": v for k, v in point.items() if k != "step"}, step=point["step"])
+            tracker.log_metrics({f"test_acc/a{alpha}": result["test_acc"], f"val_acc/a{alpha}": result["val_acc"]})
+
+
+def score_chain(params: C.Params, manifest: dict, state: State, fit: Mapping[str, Callable]) -> dict:
+    """Per step: top-k ensemble of the history so far on train and val; the best val step goes to
+    test (the baselines are scored by :mod:`glov.jobs.baselines`, on the same splits). An
+    answering VLM takes one prompt, so there k = 1."""
+    k = 1 if answering(params) else params.eval.ensemble_size
+    curve, templates_by_step, val_by_step = [], {}, {}
+    for s in range(state.step + 1):
+        templates = top_templates(state.history, k, s)
+        best_so_far = max(c.accuracy for c in state.history if c.step <= s)
+        templates_by_step[s] = templates
+        val_by_step[s] = fit["val"](templates)
+        curve.append({"step": s, "best_train": best_so_far, "topk_train": fit["train"](templates), "topk_val": val_by_step[s]})
+    chosen = select_step(val_by_step, templates_by_step)
+    return {
+        "dataset": manifest["dataset"],
+        "chosen_step": chosen.step,
+        "templates": chosen.templates,
+        "val_acc": chosen.val_accuracy,
+        "test_acc": fit["test"](chosen.templates),
+        "failures": state.failures,
+        "curve": curve,
+    }

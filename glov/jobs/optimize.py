@@ -1,0 +1,97 @@
+"""Rule glov_steps: GLOV's optimisation steps of every alpha chain of one (dataset, seed)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from tqdm import tqdm
+
+from glov import config as C
+from glov.io import read_json, write_json
+from glov.jobs.common import answering, base_prompt, llm_sampling, load_llm, process_start, track
+from glov.jobs.embed import Scorer
+from glov.optimizer import StepConfig, Task, init_state
+from glov.optimizer.prompts import QUESTION, TEMPLATE
+from glov.optimizer.state import State
+from glov.steering import resolve_layer
+
+log = logging.getLogger(__name__)
+
+
+def step_config(params: C.Params, alpha: float, seed: int, n_layers: int) -> StepConfig:
+    o = params.optimizer
+    layer = resolve_layer(params.steering.layer, params.steering.layer_fraction, n_layers)
+    return StepConfig(o.candidates, o.topk, llm_sampling(params), alpha, layer, seed, QUESTION if answering(params) else TEMPLATE)
+
+def _step_key(params: C.Params, dataset: str, alpha: float, seed: int, step_index: int, previous: State | None) -> str:
+    """Everything one chain's step depends on, and nothing else: not the other chains, seeds,
+    datasets or methods of the run, nor its number of steps or how they are cut into jobs."""
+    from glov.resume import code_fingerprint
+    from glov.tracking import params_hash
+
+    p = asdict(params)
+    data = {k: v for k, v in p["data"].items() if k not in ("datasets", "custom")} | {"custom": p["data"]["custom"].get(dataset)}
+    optimizer = {k: v for k, v in p["optimizer"].items() if k not in ("steps", "steps_per_job", "minutes_per_step")}
+    llm = {k: v for k, v in p["llm"].items() if k != "max_batch_rows"}
+    chain = {"data": data, "vlm": p["vlm"], "llm": llm, "optimizer": optimizer,
+             "steering": {k: p["steering"][k] for k in ("layer", "layer_fraction")}}
+    return params_hash({"code": code_fingerprint(), "params": chain, "dataset": dataset, "alpha": alpha, "seed": seed,
+                        "step": step_index, "previous": previous.to_dict() if previous else None})
+
+def run_steps(
+    params: C.Params, manifest_path: str | Path, train_emb: str | Path | None, seed: int, steps: Sequence[int],
+    previous: Mapping[float, str | Path], outputs: Mapping[tuple[float, int], str | Path],
+) -> None:
+    """One job: steps ``steps`` of every alpha chain of one (dataset, seed), the models loaded once
+    and the chains' candidates sampled in one batch per step. Step 0 scores the base template (or
+    prompt); a block that starts later continues from ``previous[alpha]``, the step JSON before it.
+    Every finished step is kept in the :class:`glov.resume.ResultStore`, and a step found there is
+    not computed again. The step JSONs do not depend on how steps are cut into jobs."""
+    from glov.optimizer import step_chains
+    from glov.resume import ResultStore
+
+    manifest = read_json(manifest_path)
+    dataset = manifest["dataset"]
+    alphas = sorted({a for a, _ in outputs})
+    name = f"glov_steps/{dataset}/s{seed}/{steps[0]:03d}-{steps[-1]:03d}"
+    started = time.time()
+    with track(params, name, {"dataset": dataset, "alphas": alphas, "seed": seed, "steps": list(steps)}) as tracker:
+        fitness = Scorer(params, manifest).fitness("train", train_emb)
+        store, llm, restored, llm_load_s = ResultStore(), None, 0, 0.0
+        loaded = time.time()
+        states: dict[float, State | None] = {a: State.from_dict(read_json(previous[a])["state"]) if steps[0] else None for a in alphas}
+        for t in tqdm(steps, desc=f"GLOV {dataset} s{seed}", unit="step"):
+            keys = {a: _step_key(params, dataset, a, seed, t, states[a]) for a in alphas}
+            records = {a: store.restore(outputs[a, t], keys[a]) for a in alphas}
+            todo = [a for a in alphas if records[a] is None]
+            restored += len(alphas) - len(todo)
+            if todo and t == 0:
+                base = init_state(base_prompt(params), fitness)[1]  # the same for every alpha
+                records.update({a: base for a in todo})
+            elif todo:
+                if llm is None:
+                    clock = time.time()
+                    llm = load_llm(params)
+                    llm_load_s = time.time() - clock
+                chains = [(states[a], fitness, step_config(params, a, seed, llm.n_layers)) for a in todo]
+                records.update({a: record for a, (_, record) in zip(todo, step_chains(chains, llm, Task(dataset, manifest["description"])))})
+            for a in todo:
+                write_json(outputs[a, t], records[a])
+                store.save(outputs[a, t], keys[a])
+            states = {a: State.from_dict(records[a]["state"]) for a in alphas}
+            tracker.log_metrics({f"{metric}/a{a}": value for a in alphas for metric, value in _step_metrics(states[a], records[a]).items()}, step=t)
+        timing = {"startup_s": started - process_start(), "load_s": loaded - started + llm_load_s, "job_s": time.time() - process_start()}
+        tracker.log_metrics({"restored_steps": restored, "computed_steps": len(outputs) - restored, **timing})
+        log.info("%d chain steps computed, %d restored from the result store", len(outputs) - restored, restored)
+        log.info("timing: %s", json.dumps({k: round(v, 2) for k, v in timing.items()}))  # read by benchmarks/bench_workflow.py
+        for path in outputs.values():
+            tracker.log_artifact(path)
+
+def _step_metrics(state: State, record: dict) -> dict[str, float]:
+    return {"best_train_acc": state.best.accuracy, "history_size": len(state.history), "failures_total": state.failures,
+            "n_failed": record.get("n_failed", 0), "steering_norm": record.get("steering", {}).get("norm", 0.0)}

@@ -1,0 +1,79 @@
+"""Rule aggregate: the results tables, metrics, curves and plots of a run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from glov import config as C
+from glov.data import get_dataset_spec
+from glov.io import read_json, write_text
+from glov.jobs.common import track, vlm_spec
+from glov.vlm import ANSWER
+
+
+def lab_tasks(params: C.Params) -> list[str]:
+    """The run's datasets that are lab tasks (held-out images of an offline source)."""
+    from glov.data.sources import TASK_CLASSES
+
+    return [d for d in params.data.datasets if get_dataset_spec(d, params.data.custom).bundled in TASK_CLASSES]
+
+def write_lab_table(params: C.Params, rows: list[dict]) -> list[str]:
+    """``results/tables/lab.md`` when the run has lab tasks; returns what it wrote."""
+    from glov import paths, tables
+    from glov.lab_vlm import TRAINING_RECORD
+
+    tasks = lab_tasks(params)
+    if not tasks:
+        return []
+    chance = {d: 100.0 / len(read_json(paths.MANIFEST.format(dataset=d))["classnames"]) for d in tasks}
+    alphas = C.glov_alphas(params)  # the LLM's templates: the GLOV chains of the smallest alpha, one per seed
+    alpha = C.alpha_tag(min(alphas)) if alphas else None
+
+    def spread(dataset: str, seed: int) -> dict | None:
+        run = dict(dataset=dataset, vlm=params.vlm.name, llm=params.llm.name, alpha=alpha, seed=seed)
+        return tables.template_spread(read_json(paths.STEP.format(step=paths.step_name(t), **run)) for t in range(1, params.optimizer.steps + 1))
+
+    spreads = {d: {seed: spread(d, seed) for seed in params.seeds} for d in tasks} if alphas else {}
+    record_path = Path(paths.VLM_DIR.format(vlm=params.vlm.name)) / TRAINING_RECORD
+    trained = "untrained image tower: every accuracy is chance by construction"
+    if record_path.exists():
+        record = read_json(record_path)
+        images = ", ".join(f"{n} {s}" for s, n in record["n_images"].items())
+        trained = (f"trained on {images} images ({record['n_captions']} distinct captions), {record['config']['epochs']} epochs, "
+                   f"final loss {record['loss_per_epoch'][-1]:.3f}; the tasks use held-out images only")
+    header = (
+        "# Lab tasks: zero-shot test top-1 accuracy (%) of the offline lab VLM\n\n"
+        f"VLM: {vlm_spec(params).label or params.vlm.name}; {trained}. LLM: {params.llm.name}. "
+        f"{params.optimizer.steps} steps, {params.optimizer.candidates} candidates per step, alphas {list(params.steering.alphas)}, "
+        f"seeds {list(params.seeds)}; mean ± std over seeds where there are several. Nothing here is tuned by hand."
+    )
+    write_text(paths.LAB_TABLE, tables.lab_table(rows, chance, spreads, header))
+    return [paths.LAB_TABLE]
+
+def aggregate_tables(
+    params: C.Params, entries: Sequence[tuple[str, float, int]], score_paths: Sequence[str], baseline_paths: Sequence[str]
+) -> None:
+    """``entries[i]`` = (dataset, alpha, seed) of GLOV's ``score_paths[i]``; baseline results name
+    their own method, dataset and seed."""
+    from glov import paths, tables
+
+    spec = vlm_spec(params)
+    header = (
+        f"# GLOV results: test top-1 accuracy (%)\n\n"
+        f"VLM: {spec.label or params.vlm.name}. LLM: {params.llm.name}. Steps: {params.optimizer.steps}, "
+        f"{params.optimizer.candidates} candidates per step, alphas {list(C.glov_alphas(params))}, seeds {list(params.seeds)}."
+        f" Mean ± std over seeds where there are several (methods that use no randomness run once)."
+    )
+    with track(params, "aggregate", {}) as tracker:
+        rows = tables.aggregate(
+            [(d, a, s, p) for (d, a, s), p in zip(entries, score_paths)], list(baseline_paths),
+            list(params.data.datasets), header, paths.TABLE_MD, paths.TABLE_CSV, paths.METRICS, paths.PLOT, paths.CURVE,
+        )
+        published = "glov_llava_ov" if spec.family == ANSWER else "glov_table1"  # the paper's numbers for this VLM family
+        tables.write_paper_table(rows, spec.label or params.vlm.name, paths.PAPER_TABLE, published)
+        lab = write_lab_table(params, rows)
+        plots = [paths.PLOT.format(dataset=d) for d in params.data.datasets] if entries else []
+        for artefact in (*lab, paths.TABLE_MD, paths.TABLE_CSV, paths.PAPER_TABLE, paths.METRICS, *plots):
+            tracker.log_artifact(artefact)
+        tracker.log_metrics(read_json(paths.METRICS))
