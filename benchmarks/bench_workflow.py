@@ -50,6 +50,21 @@ def job_figures(cwd: Path, rule: str) -> list[dict]:
     return rows
 
 
+def rule_breakdown(cwd: Path) -> dict[str, dict]:
+    """Per rule, from Snakemake's ``benchmark:`` files: jobs, wall and CPU seconds summed. The rules
+    share 2 cores, so CPU seconds / 2 is what a rule costs the run's wall at best."""
+    out = {}
+    root = cwd / "benchmarks/runs"
+    for rule_dir in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
+        rows = []
+        for tsv in rule_dir.rglob("*.tsv"):
+            with tsv.open() as f:
+                rows.append(next(csv.DictReader(f, delimiter="\t")))
+        out[rule_dir.name] = {"jobs": len(rows), "wall_s": round(sum(float(r["s"]) for r in rows), 1),
+                              "cpu_s": round(sum(float(r["cpu_time"]) for r in rows if r.get("cpu_time") not in (None, "", "NA")), 1)}
+    return out
+
+
 def glov_job_timing(cwd: Path) -> dict:
     """Summed over the GLOV jobs: their wall, and what went to imports and to loading models."""
     found = [json.loads(m.group(1)) for p in (cwd / "logs/glov_steps").rglob("*.log")
@@ -83,7 +98,8 @@ def before_run(rev: str) -> dict:
         subprocess.run(["git", "clone", "-q", str(REPO), str(tmp / "repo")], check=True)
         subprocess.run(["git", "checkout", "-q", rev], cwd=tmp / "repo", check=True)
         subprocess.run([sys.executable, "-m", "glov", "fetch-data"], cwd=tmp / "repo", check=True, capture_output=True)
-        return {"rev": rev, "full_run_s": round(timed_run(tmp / "repo"), 1), "paper_plan": paper_plan(tmp / "repo")}
+        full_s = round(timed_run(tmp / "repo"), 1)
+        return {"rev": rev, "full_run_s": full_s, "rules": rule_breakdown(tmp / "repo"), "paper_plan": paper_plan(tmp / "repo")}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -97,6 +113,7 @@ def run(keep: bool = False, before: str | None = None) -> dict:
         full_s = timed_run(work)
         peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         glov = glov_job_timing(work)
+        rules = rule_breakdown(work)
         noop_s = timed(lambda: snakemake(work, "--cores", "all"), 3)
         startup_s = timed(lambda: snakemake(work, "--version"), 3)
         n_jobs = len(list((work / "logs").rglob("*.log")))
@@ -113,11 +130,25 @@ def run(keep: bool = False, before: str | None = None) -> dict:
         "paper_plan": plan,
         "before": {**earlier, "speedup": round(earlier["full_run_s"] / full_s, 2)} if earlier else None,
         "glov_jobs": glov,
+        "rules": rules,
         "noop_s": round(noop_s, 2),
         "snakemake_startup_s": round(startup_s, 2),
         "noop_over_startup": round(noop_s / startup_s, 1),
         "noop_over_full_run": round(noop_s / full_s, 3),
     }
+
+
+def breakdown_table(r: dict) -> str:
+    """Jobs and CPU seconds per rule, after and (where measured) before."""
+    before = (r.get("before") or {}).get("rules", {})
+    lines = ["| rule | jobs | CPU s | jobs before | CPU s before |", "|---|---:|---:|---:|---:|"]
+    for rule in sorted(set(r["rules"]) | set(before)):
+        a, b = r["rules"].get(rule, {}), before.get(rule, {})
+        lines.append(f"| `{rule}` | {a.get('jobs', '-')} | {a.get('cpu_s', '-')} | {b.get('jobs', '-')} | {b.get('cpu_s', '-')} |")
+    total = sum(v["cpu_s"] for v in r["rules"].values())
+    train = r["rules"].get("train_lab_vlm", {}).get("cpu_s", 0.0)
+    return ("\n".join(lines) + f"\n\nCPU seconds of the rules that have a `benchmark:` file, summed: {total:.0f} s, of which the lab VLM's training "
+            f"{train:.0f} s ({100 * train / total:.0f} %). On 2 cores the run cannot take less than half the sum: {total / 2:.0f} s.\n")
 
 
 def markdown(r: dict) -> str:
@@ -140,7 +171,10 @@ datasets exported, every method), then again with nothing to do.
 `snakemake -n --cores all --configfile config/paper.yaml` (the paper's whole DAG, planned without data or
 weights): **{plan["jobs"]} jobs** (target ≤ 1,500) {"✔" if plan["jobs"] <= 1500 else "✘"}, planned in **{plan["planning_s"]} s**
 (target ≤ 30 s) {"✔" if plan["planning_s"] <= 30 else "✘"}{plan_before}.
-"""
+
+Where the run's time goes (Snakemake's `benchmark:` files of the same runs):
+
+{breakdown_table(r)}"""
 
 
 def main() -> None:

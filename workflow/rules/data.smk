@@ -3,6 +3,8 @@ rule export_bundled_dataset:
         directory(f"{PARAMS.data.root}/{{subdir}}"),
     log:
         "logs/export_bundled_dataset/{subdir}.log",
+    benchmark:
+        "benchmarks/runs/export_bundled_dataset/{subdir}.tsv"
     conda:
         "../envs/glov.yaml"
     wildcard_constraints:
@@ -20,6 +22,8 @@ rule prep_dataset:
         paths.MANIFEST,
     log:
         "logs/prep_dataset/{dataset}.log",
+    benchmark:
+        "benchmarks/runs/prep_dataset/{dataset}.tsv"
     conda:
         "../envs/glov.yaml"
     params:

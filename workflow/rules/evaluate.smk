@@ -13,6 +13,8 @@ if ALPHAS:
             [paths.SCORE.replace("{alpha}", a) for a in ALPHAS],
         log:
             "logs/score/{dataset}/{vlm}/{llm}/s{seed}.log",
+        benchmark:
+            "benchmarks/runs/score/{dataset}/{vlm}/{llm}/s{seed}.tsv"
         conda:
             "../envs/glov.yaml"
         params:

@@ -12,6 +12,8 @@ rule aggregate:
         curves=[paths.CURVE.format(dataset=d, alpha=a) for d in DATASETS for a in ALPHAS],
     log:
         "logs/aggregate.log",
+    benchmark:
+        "benchmarks/runs/aggregate/all.tsv"
     conda:
         "../envs/glov.yaml"
     params:
