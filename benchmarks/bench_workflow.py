@@ -37,8 +37,16 @@ def fresh_copy(dest: Path) -> Path:
     return dest
 
 
+def own_code(cwd: Path) -> dict:
+    """The environment of a run in ``cwd``: its jobs import that copy's ``glov``, not the installed
+    (editable) one, so a clone of an earlier revision runs its own code."""
+    import os
+
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(cwd), os.environ.get("PYTHONPATH")]))}
+
+
 def snakemake(cwd: Path, *args: str) -> None:
-    subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=cwd, check=True, capture_output=True, text=True)
+    subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=cwd, check=True, capture_output=True, text=True, env=own_code(cwd))
 
 
 def job_figures(cwd: Path, rule: str) -> list[dict]:
@@ -84,7 +92,7 @@ def paper_plan(work: Path) -> dict:
     """``snakemake -n --configfile config/paper.yaml``: jobs planned and the planning wall time."""
     start = time.perf_counter()
     out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "all", "--configfile", "config/paper.yaml"],
-                         cwd=work, check=True, capture_output=True, text=True).stdout
+                         cwd=work, check=True, capture_output=True, text=True, env=own_code(work)).stdout
     seconds = time.perf_counter() - start
     lines = out.splitlines()
     total = next(int(line.split()[1]) for line in lines[lines.index(next(l for l in lines if l.startswith("Job stats"))):] if line.startswith("total"))
@@ -97,7 +105,7 @@ def before_run(rev: str) -> dict:
     try:
         subprocess.run(["git", "clone", "-q", str(REPO), str(tmp / "repo")], check=True)
         subprocess.run(["git", "checkout", "-q", rev], cwd=tmp / "repo", check=True)
-        subprocess.run([sys.executable, "-m", "glov", "fetch-data"], cwd=tmp / "repo", check=True, capture_output=True)
+        subprocess.run([sys.executable, "-m", "glov", "fetch-data"], cwd=tmp / "repo", check=True, capture_output=True, env=own_code(tmp / "repo"))
         full_s = round(timed_run(tmp / "repo"), 1)
         return {"rev": rev, "full_run_s": full_s, "rules": rule_breakdown(tmp / "repo"), "paper_plan": paper_plan(tmp / "repo")}
     finally:
