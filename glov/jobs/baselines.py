@@ -13,7 +13,7 @@ from glov import config as C
 from glov.baselines import DESCRIPTION_STYLE, ds_temp_templates, method_params
 from glov.embeddings import ImageEmbeddings
 from glov.io import file_digest, read_json, write_json
-from glov.jobs.common import answering, base_prompt, llm_sampling, load_llm, track
+from glov.jobs.common import answering, base_prompt, dataset_params, llm_sampling, load_llm, track
 from glov.jobs.embed import Scorer, image_paths
 from glov.optimizer import Task
 from glov.scoring import accuracy, class_means, descriptor_logits, top1_accuracy
@@ -124,6 +124,7 @@ def _awt(inputs: BaselineInputs) -> dict:
 
 BASELINES = {"s_temp": _s_temp, "ds_temp": _ds_temp, "llm_opt": _llm_opt, "cupl": _cupl, "dclip": _dclip, "awt": _awt}
 
+
 def run_baselines(
     params: C.Params, seed: int, manifest_path: str | Path, embeddings: Mapping[str, str | Path | None],
     descriptions: Mapping[str, str | Path], outputs: Mapping[str, str | Path],
@@ -142,9 +143,11 @@ def run_baselines(
     with track(params, f"baselines/{manifest['dataset']}/s{seed}", {"dataset": manifest["dataset"], "methods": methods, "seed": seed}) as tracker:
         scorer = Scorer(params, manifest)
         texts = {style: read_json(path) for style, path in descriptions.items()}
+        shared = [file_digest(path) for path in (manifest_path, *filter(None, embeddings.values()))]  # once per job, not per method
+        described = {style: file_digest(path) for style, path in descriptions.items()}
         for method in methods:
             style = DESCRIPTION_STYLE.get(method)
-            key = baseline_key(params, method, seed, [manifest_path, *filter(None, embeddings.values()), *([descriptions[style]] if style else [])])
+            key = baseline_key(params, manifest["dataset"], method, seed, shared + ([described[style]] if style else []))
             result = store.restore(outputs[method], key)
             if result is None:
                 inputs = BaselineInputs(params, scorer, dict(embeddings), texts.get(style), seed)
@@ -155,13 +158,14 @@ def run_baselines(
             tracker.log_artifact(outputs[method])
 
 
-def baseline_key(params: C.Params, method: str, seed: int, inputs: Sequence[str | Path]) -> str:
+def baseline_key(params: C.Params, dataset: str, method: str, seed: int, digests: Sequence[str]) -> str:
     """Everything one baseline's result depends on: the code, its method's params, the VLM, how
-    the data were read, and the content of every file it reads (manifest, embeddings, descriptions)."""
+    the data were read, and the content (``digests``) of every file it reads (manifest, embeddings,
+    descriptions)."""
     from glov.resume import code_fingerprint
     from glov.tracking import params_hash
 
     p = asdict(params)
-    data = {k: v for k, v in p["data"].items() if k not in ("datasets", "custom")}
-    return params_hash({"code": code_fingerprint(), "method": method, "seed": seed, "params": method_params(p, method, "base_prompt" if answering(params) else "base_template"),
-                        "vlm": p["vlm"], "data": data, "inputs": [file_digest(path) for path in inputs]})
+    base_key = "base_prompt" if answering(params) else "base_template"
+    return params_hash({"code": code_fingerprint(), "method": method, "seed": seed, "params": method_params(p, method, base_key),
+                        "vlm": p["vlm"], "data": dataset_params(p, dataset), "inputs": list(digests)})

@@ -93,6 +93,19 @@ def process_start() -> float:
 
     return psutil.Process().create_time()
 
+def dataset_params(p: dict, dataset: str) -> dict:
+    """The data params (of ``asdict(params)``) one dataset's results depend on: not the run's list of
+    datasets, nor the custom entries of the others. Part of every result-store key."""
+    return {k: v for k, v in p["data"].items() if k not in ("datasets", "custom")} | {"custom": p["data"]["custom"].get(dataset)}
+
+
+def split_inputs(inputs: Any) -> dict[str, str | None]:
+    """A rule's ``train``/``val``/``test`` embedding inputs ({split: path or None})."""
+    from glov.paths import SPLITS
+
+    return {s: path_or_none(getattr(inputs, s)) for s in SPLITS}
+
+
 def path_or_none(value: Any) -> str | None:
     """A Snakemake input that may be an empty list (e.g. no embedding cache for an answering VLM)."""
     return str(value) if value else None

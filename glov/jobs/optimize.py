@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from glov import config as C
 from glov.io import read_json, write_json
-from glov.jobs.common import answering, base_prompt, llm_sampling, load_llm, process_start, track
+from glov.jobs.common import answering, dataset_params, base_prompt, llm_sampling, load_llm, process_start, track
 from glov.jobs.embed import Scorer
 from glov.optimizer import StepConfig, Task, init_state
 from glov.optimizer.prompts import QUESTION, TEMPLATE
@@ -35,7 +35,7 @@ def _step_key(params: C.Params, dataset: str, alpha: float, seed: int, step_inde
     from glov.tracking import params_hash
 
     p = asdict(params)
-    data = {k: v for k, v in p["data"].items() if k not in ("datasets", "custom")} | {"custom": p["data"]["custom"].get(dataset)}
+    data = dataset_params(p, dataset)
     optimizer = {k: v for k, v in p["optimizer"].items() if k not in ("steps", "steps_per_job", "minutes_per_step")}
     llm = {k: v for k, v in p["llm"].items() if k != "max_batch_rows"}
     chain = {"data": data, "vlm": p["vlm"], "llm": llm, "optimizer": optimizer,
