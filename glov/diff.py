@@ -3,7 +3,9 @@
 A and B may each be a results directory (a checkout or copy of the project, or its ``results/``
 folder), a git revision, or a DVC experiment name (DVC keeps experiments as git refs under
 ``refs/exps``). Every run writes ``results/metrics.json`` with keys ``<method>/<dataset>/test_acc``
-and is described by its ``params.yaml``, so that is all this reads.
+and is described by its ``params.yaml``, so that is all this reads. A revision or experiment keeps
+its metrics in DVC's cache, found through the hash its ``dvc.lock`` records (older commits that
+carried ``results/metrics.json`` in git are read from git).
 """
 
 from __future__ import annotations
@@ -52,6 +54,17 @@ def _from_directory(path: Path) -> Snapshot:
     return Snapshot(str(path), json.loads(metrics_file.read_text()), params or {})
 
 
+def _dvc_cached(repo: Path, commit: str, path: str) -> str | None:
+    """The content of output ``path`` as ``dvc.lock`` at ``commit`` records it, from the local DVC cache."""
+    lock = yaml.safe_load(_git(repo, "show", f"{commit}:dvc.lock") or "") or {}
+    for stage in (lock.get("stages") or {}).values():
+        for out in stage.get("outs") or []:
+            if out.get("path") == path and out.get("md5"):
+                blob = repo / ".dvc" / "cache" / "files" / "md5" / out["md5"][:2] / out["md5"][2:]
+                return blob.read_text() if blob.is_file() else None
+    return None
+
+
 def _from_revision(repo: Path, ref: str) -> Snapshot:
     commit = _experiment_commit(repo, ref) or (_git(repo, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}") or "").strip()
     if not commit:
@@ -59,9 +72,13 @@ def _from_revision(repo: Path, ref: str) -> Snapshot:
             f"{ref!r} is neither a results directory, a git revision nor a DVC experiment of {repo.resolve()} "
             "(list them with `git log --oneline` and `dvc exp show`)"
         )
-    metrics = _git(repo, "show", f"{commit}:results/metrics.json")
+    metrics = _dvc_cached(repo, commit, "results/metrics.json") or _git(repo, "show", f"{commit}:results/metrics.json")
     if metrics is None:
-        raise DiffError(f"revision {ref} ({commit[:7]}) has no results/metrics.json committed")
+        raise DiffError(
+            f"revision {ref} ({commit[:7]}) records no results/metrics.json in this clone's DVC cache: results are "
+            "versioned by DVC experiments, not by git (run one with `dvc exp run -n NAME`, list them with "
+            "`dvc exp show`), or compare two results directories"
+        )
     params = _git(repo, "show", f"{commit}:params.yaml")
     return Snapshot(f"{ref} ({commit[:7]})", json.loads(metrics), yaml.safe_load(params or "") or {})
 

@@ -184,9 +184,9 @@ def open_image(path: Path) -> Image.Image:
         with Image.open(path) as im:
             return im.convert("RGB")
     except FileNotFoundError:
-        raise DataError(f"image {path} is missing; restore it, or re-run prep_dataset (delete its manifest) to re-list the images") from None
+        raise DataError(f"image {path} is missing; restore it, or run snakemake again: prep_dataset lists a folder again when its files change") from None
     except (UnidentifiedImageError, OSError) as exc:
-        raise DataError(f"image {path} is corrupt or not an image ({exc}); replace or delete it, then re-run prep_dataset") from None
+        raise DataError(f"image {path} is corrupt or not an image ({exc}); replace or delete it, then run snakemake again (prep_dataset lists the folder again)") from None
 
 
 def _embed_in_batches(

@@ -112,3 +112,40 @@ def test_aircraft_layout(tmp_path):
     assert m["classnames"] == ["707-320", "A300B4"]
     assert {k: len(v) for k, v in m["splits"].items()} == {"train": 2, "val": 2, "test": 2}
     assert sorted(p for p, _ in m["splits"]["test"]) == ["31.jpg", "32.jpg"]
+
+
+def test_prep_names_every_unreadable_image_at_once_and_the_listing_tracks_the_folder(tmp_path):
+    """An empty file and a corrupt one: one error names both, before anything is embedded. Deleting
+    them changes the listing hash that prep_dataset declares as a param (so Snakemake re-runs it);
+    copying the folder or touching a file does not."""
+    import os
+
+    from glov import config as C
+    from glov.data.integrity import listing_digest
+    from glov.jobs.data import prepare_dataset
+
+    root = write_imagefolder(tmp_path / "pets", {"cat": 4, "dog": 4})
+    (root / "cat/000.png").write_bytes(b"")
+    (root / "dog/001.png").write_bytes(b"not a png at all")
+    custom = {"pets": {"layout": "imagefolder", "path": str(root), "description": "pets"}}
+    params = C.from_dict({"data": {"datasets": ["pets"], "val_per_class": 1, "test_per_class": 2, "custom": custom},
+                          "tracking": {"mlflow": False}})
+    spec = get_dataset_spec("pets", custom)
+    before = listing_digest(spec, ".")
+    with pytest.raises(DataError) as err:
+        prepare_dataset(params, "pets", tmp_path / "manifest.json")
+    message = str(err.value)
+    assert "2 of the 8 images of dataset 'pets' cannot be read" in message
+    assert f"{root / 'cat/000.png'}:" in message and f"{root / 'dog/001.png'}:" in message
+    assert "delete or replace them, then run snakemake again" in message
+    assert not (tmp_path / "manifest.json").exists()
+
+    os.utime(root / "cat/001.png", (0, 0))
+    assert listing_digest(spec, ".") == before  # touched, not changed
+    (root / "cat/000.png").unlink()
+    (root / "dog/001.png").unlink()
+    assert listing_digest(spec, ".") != before
+    prepare_dataset(params, "pets", tmp_path / "manifest.json")
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert sum(len(v) for v in manifest["splits"].values()) == 6
+    assert listing_digest(get_dataset_spec("animal_mnist"), ".") == ""  # bundled: written by the workflow itself

@@ -1,6 +1,7 @@
 """glov diff: results directories, git revisions and DVC experiment refs."""
 
 import json
+import shutil
 import subprocess
 
 import pytest
@@ -62,3 +63,31 @@ def test_unknown_runs_are_errors_not_tracebacks(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["diff", str(tmp_path / "empty"), str(tmp_path / "empty")]) == 1
     assert "has no results/metrics.json: run the workflow there first" in capsys.readouterr().err
+
+
+def test_revisions_read_their_metrics_from_the_dvc_cache_through_dvc_lock(tmp_path, capsys):
+    """Results are not in git: an experiment commits dvc.lock, whose md5 of results/metrics.json names
+    the blob in .dvc/cache (the layout DVC 3 writes)."""
+    import hashlib
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    for name, metrics in (("a", METRICS_A), ("b", METRICS_B)):
+        text = json.dumps(metrics)
+        md5 = hashlib.md5(text.encode()).hexdigest()
+        blob = repo / ".dvc/cache/files/md5" / md5[:2] / md5[2:]
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        blob.write_text(text)
+        lock = {"schema": "2.0", "stages": {"workflow": {"outs": [{"path": "results/metrics.json", "hash": "md5", "md5": md5}]}}}
+        (repo / "dvc.lock").write_text(yaml.safe_dump(lock))
+        (repo / "params.yaml").write_text(yaml.safe_dump({"eval": {"ensemble_size": 3 if name == "a" else 1}}))
+        git(repo, "add", "dvc.lock", "params.yaml")
+        git(repo, "commit", "-qm", name)
+    assert load_snapshot("HEAD~1", repo).metrics == METRICS_A and load_snapshot("HEAD", repo).metrics == METRICS_B
+    assert main(["diff", "HEAD~1", "HEAD", "--repo", str(repo)]) == 0
+    assert "eval.ensemble_size: 3 -> 1" in capsys.readouterr().out
+
+    shutil.rmtree(repo / ".dvc/cache")  # another clone: the experiment's metrics are not here
+    assert main(["diff", "HEAD~1", "HEAD", "--repo", str(repo)]) == 1
+    assert "records no results/metrics.json in this clone's DVC cache" in capsys.readouterr().err

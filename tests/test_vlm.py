@@ -50,7 +50,7 @@ def test_image_embedding_and_corrupt_image_error(tmp_path, vlm):
     with pytest.raises(DataError, match=f"{paths[1]} is corrupt"):
         embed_image_files(vlm, paths)
     paths[2].unlink()
-    with pytest.raises(DataError, match=f"{paths[2]} is missing; restore it, or re-run prep_dataset"):
+    with pytest.raises(DataError, match=f"{paths[2]} is missing; restore it, or run snakemake again"):
         embed_image_files(vlm, paths[2:])
 
 

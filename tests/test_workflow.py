@@ -277,3 +277,33 @@ def test_slurm_profile_sets_resources_of_real_rules():
     rules = set(listed.stdout.split())  # the default run's rules, loop-generated ones included
     assert profile["executor"] == "slurm"
     assert set(profile["set-resources"]) <= rules and {"glov_steps", "baselines"} <= set(profile["set-resources"])
+
+
+@pytest.mark.slow
+def test_a_dataset_folder_that_changes_reruns_prep_by_itself(tmp_path):
+    """A user's image folder with an empty and a corrupt image: prep_dataset names both at once;
+    deleting them and running again is enough (the folder's listing is a param of prep_dataset)."""
+    from conftest import write_imagefolder
+
+    copy = tracked_copy(tmp_path / "wf")
+    root = write_imagefolder(tmp_path / "pets", {"cat": 4, "dog": 4})
+    (root / "cat/000.png").write_bytes(b"")
+    (root / "dog/001.png").write_bytes(b"\x89PNG broken")
+    cfg = tmp_path / "pets.yaml"
+    cfg.write_text(f"data: {{datasets: [pets], val_per_class: 1, test_per_class: 1, custom: {{pets: {{layout: imagefolder, "
+                   f"path: {root}, description: pets}}}}}}\ntracking: {{mlflow: false}}\n")
+
+    def prep(*args):
+        cmd = [sys.executable, "-m", "snakemake", "results/data/pets/manifest.json", "--cores", "1", "--configfile", str(cfg), *args]
+        return subprocess.run(cmd, cwd=copy, capture_output=True, text=True, timeout=600)
+
+    failed = prep()
+    assert failed.returncode != 0
+    log = (copy / "logs/prep_dataset/pets.log").read_text()
+    assert "2 of the 6 images of dataset 'pets' cannot be read" in log and "cat/000.png" in log and "dog/001.png" in log
+    (root / "cat/000.png").unlink()
+    (root / "dog/001.png").unlink()
+    assert prep().returncode == 0  # no manifest to delete, no flag to pass
+    assert "Nothing to be done" in prep("-n").stdout
+    (root / "dog/002.png").unlink()
+    assert "prep_dataset" in planned_jobs(prep("-n"))

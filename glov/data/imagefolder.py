@@ -14,14 +14,22 @@ def classname_from_folder(folder: str) -> str:
     return folder.replace("_", " ").strip()
 
 
+def class_folders(location: Path) -> list[Path]:
+    return sorted(p for p in location.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def class_images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
 @register_layout("imagefolder")
 def load_imagefolder(spec: DatasetSpec, location: Path) -> LabelledPools:
-    folders = sorted(p for p in location.iterdir() if p.is_dir() and not p.name.startswith("."))
+    folders = class_folders(location)
     if not folders:
         raise DataError(f"{location} holds no class folders; expected {location}/<class name>/*.jpg|png")
     items = []
     for label, folder in enumerate(folders):
-        images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        images = class_images(folder)
         if not images:
             raise DataError(f"class folder {folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}); add some or remove it")
         items += [(str(p.relative_to(location)), label) for p in images]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from glov import config as C
 from glov.data import get_dataset_spec, prepare
+from glov.data.integrity import check_manifest_images
 from glov.io import write_json
 from glov.jobs.common import track
 
@@ -27,5 +28,7 @@ def prepare_dataset(params: C.Params, dataset: str, out: str | Path) -> None:
     d = params.data
     with track(params, f"prep_dataset/{dataset}", {"dataset": dataset}) as tracker:
         manifest = prepare(dataset, d.root, d.shots, d.val_per_class, d.test_per_class, d.seed, d.custom)
+        # every image opened once now, all bad ones named at once, before any job embeds them
+        check_manifest_images(manifest, relists=get_dataset_spec(dataset, d.custom).layout == "imagefolder")
         write_json(out, manifest)
         tracker.log_metrics({f"n_{k}": len(v) for k, v in manifest["splits"].items()} | {"n_classes": len(manifest["classnames"])})

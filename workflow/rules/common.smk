@@ -3,6 +3,7 @@ from glov import paths
 from glov.baselines import DESCRIPTION_STYLE, DETERMINISTIC, method_params
 from glov.config import BASELINE_METHODS, alpha_tag, build, glov_alphas, step_blocks, validate
 from glov.data import get_dataset_spec
+from glov.data.integrity import listing_digest
 from glov.jobs.common import answering, check, llm_spec, vlm_spec
 from glov.jobs.tables import lab_tasks
 from glov.resume import clear_stale_lock, record_lock_owner
@@ -62,6 +63,11 @@ def get_dataset_dir(wildcards):
     """Bundled datasets are exported by a rule; user datasets are simply read (prep checks them)."""
     spec = BUNDLED.get(wildcards.dataset)
     return [f"{PARAMS.data.root}/{spec.subdir}"] if spec else []
+
+
+def dataset_listing(wildcards):
+    """A hash of the names and sizes of a user dataset's files (see glov.data.integrity)."""
+    return listing_digest(get_dataset_spec(wildcards.dataset, PARAMS.data.custom), PARAMS.data.root)
 
 
 def embeddings(split):

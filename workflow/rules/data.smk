@@ -29,6 +29,7 @@ rule prep_dataset:
     params:
         data=only("data", "root", "shots", "val_per_class", "test_per_class", "seed"),
         custom=lambda w: config["data"]["custom"].get(w.dataset, {}),
+        listing=dataset_listing,  # changes when the folder's files do: deleting a bad image is enough
     script:
         "../scripts/prep_dataset.py"
 
