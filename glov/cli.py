@@ -94,7 +94,7 @@ def _fetch_data(args: argparse.Namespace) -> int:
 
     from glov.data.sources import fetch_all
 
-    for folder in fetch_all(Path(args.dest)):
+    for folder in fetch_all(Path(args.dest), [Path(p) for p in args.given]):
         print(f"ok: {folder}")
     return 0
 
@@ -109,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
         p.set_defaults(fn=fn)
     fetch = sub.add_parser("fetch-data", help="download the offline lab images (Debian packages, no root needed)")
     fetch.add_argument("--dest", default="resources/sources", help="where the packages are unpacked")
+    fetch.add_argument("--from", dest="given", action="append", default=[], metavar="PATH",
+                       help="no apt-get needed: a downloaded .deb, a folder holding the .deb files, or a folder of "
+                            "the unpacked data (e.g. another machine's resources/sources); repeatable")
     fetch.set_defaults(fn=_fetch_data)
     diff = sub.add_parser("diff", help="accuracy and params differences between two runs")
     for name in ("a", "b"):

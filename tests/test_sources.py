@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -11,6 +12,8 @@ from PIL import Image
 
 from glov.data import DataError
 from glov.data import sources as S
+
+from conftest import REPO
 
 
 def test_caption_words_keeps_names_drops_numbers_and_separators():
@@ -94,6 +97,86 @@ def test_missing_debian_source_names_the_fix(tmp_path, monkeypatch):
     monkeypatch.setattr(S.Path, "is_dir", lambda self: False)
     with pytest.raises(DataError, match="run `glov fetch-data`.*apt-get install openclipart-png"):
         S.debian_dir("clipart", tmp_path)
+    monkeypatch.undo()
     monkeypatch.setattr(S.shutil, "which", lambda _: None)
-    with pytest.raises(DataError, match="dpkg-deb -x"):
+    with pytest.raises(DataError, match=r"needs apt-get .* run `glov fetch-data --from <that file or its folder>`"):
         S.fetch_debian(S.DEBIAN["clipart"], tmp_path)
+
+
+def _ar(members: dict[str, bytes]) -> bytes:
+    """An ``ar`` archive as dpkg-deb writes a .deb."""
+    out = b"!<arch>\n"
+    for name, blob in members.items():
+        out += f"{name:<16}{0:<12}{0:<6}{0:<6}{100644:<8}{len(blob):<10}`\n".encode() + blob + (b"\n" if len(blob) % 2 else b"")
+    return out
+
+
+def _fake_package(tmp_path):
+    """A tiny .deb whose data dir holds two files and a relative link, and the package pinned to it."""
+    import hashlib
+    import io
+    import tarfile
+
+    tree = tmp_path / "tree"
+    data = tree / "usr/share/datasets/tiny"
+    (data / "a").mkdir(parents=True)
+    (data / "a/x.bin").write_bytes(b"x" * 101)
+    (data / "y.txt").write_text("y")
+    (data / "a/link.txt").symlink_to("../y.txt")
+    (tree / "usr/share/doc/tiny").mkdir(parents=True)
+    (tree / "usr/share/doc/tiny/copyright").write_text("c")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:xz") as tar:
+        tar.add(tree, arcname=".")
+    deb = tmp_path / "debs/tiny-data_1.0-1_all.deb"
+    deb.parent.mkdir()
+    deb.write_bytes(_ar({"debian-binary": b"2.0\n", "control.tar.xz": b"", "data.tar.xz": buf.getvalue()}))
+    package = S.DebianPackage("tiny-data", "1.0-1", hashlib.sha256(deb.read_bytes()).hexdigest(), "usr/share/datasets/tiny",
+                              S.tree_digest(data))
+    return package, deb, data
+
+
+@pytest.mark.parametrize("route", ["deb", "folder of debs", "data folder", "unpacked package", "sources of another machine"])
+def test_fetch_from_a_given_deb_or_folder_needs_no_apt(tmp_path, monkeypatch, route):
+    package, deb, data = _fake_package(tmp_path)
+    monkeypatch.setattr(S.shutil, "which", lambda _: None)  # no apt-get, no dpkg-deb
+    other = tmp_path / "other_machine/resources/sources"
+    if route == "sources of another machine":
+        S.fetch_debian(package, other, [deb])
+    given = {"deb": deb, "folder of debs": deb.parent, "data folder": data, "unpacked package": tmp_path / "tree",
+             "sources of another machine": other}[route]
+    out = S.fetch_debian(package, tmp_path / "sources", [tmp_path / "unrelated", given])
+    assert out == tmp_path / "sources/tiny-data/usr/share/datasets/tiny"
+    assert S.tree_digest(out) == package.tree_sha256 and (out / "a/link.txt").read_text() == "y"
+    assert not (tmp_path / "sources/tiny-data/usr/share/doc").exists()  # only the data dir is unpacked
+    assert S.fetch_debian(package, tmp_path / "sources") == out  # already there: nothing to give, nothing fetched
+
+
+def test_fetch_refuses_another_build_or_an_incomplete_copy(tmp_path, monkeypatch):
+    package, deb, data = _fake_package(tmp_path)
+    monkeypatch.setattr(S.shutil, "which", lambda _: None)
+    (data / "y.txt").write_text("changed")
+    with pytest.raises(DataError, match="does not hold tiny-data 1.0-1: its files hash to"):
+        S.fetch_debian(package, tmp_path / "sources", [data])
+    deb.write_bytes(deb.read_bytes() + b"\n")
+    with pytest.raises(DataError, match="expected " + package.sha256):
+        S.fetch_debian(package, tmp_path / "sources", [deb])
+    assert not (tmp_path / "sources/tiny-data").exists() and not list((tmp_path / "sources").iterdir())  # nothing half-made
+
+
+@pytest.mark.skipif(not shutil.which("dpkg-deb"), reason="dpkg-deb (Debian) compares our unpacking with its own")
+def test_our_deb_unpacking_equals_dpkg_deb(tmp_path):
+    package, deb, data = _fake_package(tmp_path)
+    subprocess.run(["dpkg-deb", "-x", str(deb), str(tmp_path / "dpkg")], check=True)
+    S.unpack_deb(deb, package, tmp_path / "ours")
+    assert S.tree_digest(tmp_path / "ours" / package.data_dir) == S.tree_digest(tmp_path / "dpkg" / package.data_dir)
+
+
+@pytest.mark.skipif(not all((REPO / "resources/sources" / p.name / p.data_dir).is_dir() for p in S.DEBIAN.values()),
+                    reason="needs the README install (glov fetch-data)")
+def test_fetch_data_from_another_machines_sources_checks_the_pinned_trees(tmp_path, capsys):
+    """The real packages, as `glov fetch-data --from` copies them from another machine's resources/sources."""
+    from glov.cli import main
+
+    assert main(["fetch-data", "--dest", str(tmp_path), "--from", str(REPO / "resources/sources")]) == 0
+    assert capsys.readouterr().out.count("ok: ") == len(S.DEBIAN)

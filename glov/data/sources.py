@@ -11,8 +11,10 @@ Which side an image falls on depends only on a hash of its content (:func:`held_
 params: the lab tasks are exported from the held-out side and the lab VLM is trained on the other,
 so no evaluation image can reach training whatever the configuration (and identical copies of
 one picture always fall on the same side). Debian sources are fetched by ``glov fetch-data``
-(``apt-get download`` + ``dpkg-deb -x``, no root) into ``resources/sources``; a system-wide
-``apt-get install`` of the same package works too.
+(``apt-get download``, no root, unpacked here in Python) into ``resources/sources``; a system-wide
+``apt-get install`` of the same package works too. Without apt (another OS, a proxy),
+``glov fetch-data --from PATH`` takes an already downloaded ``.deb``, a folder holding one, or a
+folder of the unpacked data; the data must then hash to the pinned :attr:`DebianPackage.tree_sha256`.
 """
 
 from __future__ import annotations
@@ -20,10 +22,13 @@ from __future__ import annotations
 import gzip
 import hashlib
 import importlib.util
+import io
+import os
 import pickle
 import re
 import shutil
 import subprocess
+import tarfile
 import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
@@ -57,6 +62,11 @@ class DebianPackage:
     version: str
     sha256: str
     data_dir: str  # inside the package (and under / when installed system-wide)
+    tree_sha256: str  # of the data dir's contents (:func:`tree_digest`): checks data that came without its .deb
+
+    @property
+    def deb_name(self) -> str:
+        return f"{self.name}_{self.version.split(':')[-1]}_all.deb"
 
 
 DEBIAN = {
@@ -65,12 +75,14 @@ DEBIAN = {
         "0.0~git20200523.55506a9-1",
         "39e172fe32dd318ebb3e512220c3beea2fa47d7e20bab348fb4e0922d6beefc0",
         "usr/share/datasets/fashion-mnist",
+        "aeb9c536214aea51677e25933934c1da7c3144fff05901a2a94169855086bf9c",
     ),
     "clipart": DebianPackage(
         "openclipart-png",
         "1:0.18+dfsg-19",
         "f07f1545a2970c2cf3fa339bc2405da1a95cf2b1827bfa05bf73eb1c20291c02",
         "usr/share/openclipart/png",
+        "21f2947286b500151f6a9245482d1ced566a3ed64883e26dd961baa4d4806c49",
     ),
 }
 
@@ -86,35 +98,111 @@ def pixel_uid(image: np.ndarray) -> str:
 # --------------------------------------------------------------------------- fetching
 
 
-def fetch_debian(package: DebianPackage, sources_dir: Path = SOURCES_DIR) -> Path:
-    """Download one pinned package with apt-get (no root needed) and unpack it; return its data dir."""
+def tree_digest(folder: Path) -> str:
+    """sha256 over every file's path and content (symlinks followed): equal trees, equal digests."""
+    h = hashlib.sha256()
+    for p in sorted(x for x in folder.rglob("*") if x.is_file()):
+        h.update(f"{p.relative_to(folder).as_posix()}\t{hashlib.sha256(p.read_bytes()).hexdigest()}\n".encode())
+    return h.hexdigest()
+
+
+def deb_members(deb: Path) -> dict[str, bytes]:
+    """The members of a .deb (an ``ar`` archive: debian-binary, control.tar.*, data.tar.*), read in
+    Python so that unpacking needs no dpkg-deb."""
+    raw = deb.read_bytes()
+    if not raw.startswith(b"!<arch>\n"):
+        raise DataError(f"{deb} is not a Debian package (.deb): download it again")
+    members, pos = {}, 8
+    while pos + 60 <= len(raw):
+        header = raw[pos : pos + 60]
+        name, size = header[:16].decode().strip().rstrip("/"), int(header[48:58].decode().strip())
+        members[name] = raw[pos + 60 : pos + 60 + size]
+        pos += 60 + size + (size % 2)
+    return members
+
+
+def unpack_deb(deb: Path, package: DebianPackage, dest: Path) -> None:
+    """Extract the package's data dir (regular files, folders, links that stay inside) into ``dest``."""
+    data = next((blob for name, blob in deb_members(deb).items() if name.startswith("data.tar")), None)
+    if data is None:
+        raise DataError(f"{deb} holds no data.tar.*: not a complete Debian package, download it again")
+    prefix = package.data_dir.strip("/") + "/"
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
+            wanted = [m for m in tar.getmembers() if (m.name.removeprefix("./") + "/").startswith(prefix)]
+            tar.extractall(dest, members=wanted, filter="data")
+    except tarfile.TarError as exc:
+        raise DataError(f"cannot unpack {deb} ({exc}); unpack it with `dpkg-deb -x {deb} DIR` and pass DIR to --from") from None
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _given_for(package: DebianPackage, given: Iterable[Path]) -> Path | None:
+    """The first of the user's ``--from`` paths that holds this package: its .deb, a folder with
+    it, or a folder of its data (another machine's resources/sources, an unpacked package, or the
+    data dir itself)."""
+    for path in map(Path, given):
+        if path.is_file() and path.name.startswith(f"{package.name}_") and path.suffix == ".deb":
+            return path
+        if path.is_dir():
+            debs = sorted(path.glob(f"{package.name}_*.deb"))
+            if debs:
+                return debs[0]
+            for candidate in (path / package.name / package.data_dir, path / package.data_dir, path):
+                if candidate.is_dir() and candidate.name == Path(package.data_dir).name:
+                    return candidate
+    return None
+
+
+def fetch_debian(package: DebianPackage, sources_dir: Path = SOURCES_DIR, given: Iterable[Path] = ()) -> Path:
+    """Put one pinned package's data under ``sources_dir`` and return its data dir: from a path the
+    user gave (``--from``), else with ``apt-get download`` (no root needed). Verified either way."""
     target = sources_dir / package.name
     if (target / package.data_dir).is_dir():
         return target / package.data_dir
-    if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
-        raise DataError(
-            f"fetching {package.name} needs apt-get and dpkg-deb (Debian/Ubuntu). Elsewhere, download "
-            f"{package.name}_{package.version}_all.deb from packages.debian.org and unpack it with "
-            f"`dpkg-deb -x <file> {target}` (or `ar x` + `tar xf data.tar.xz -C {target}`)."
-        )
-    with tempfile.TemporaryDirectory(dir=sources_dir.parent if sources_dir.parent.exists() else None) as tmp:
-        cmd = ["apt-get", "download", f"{package.name}={package.version}"]
-        done = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise DataError(
-                f"`{' '.join(cmd)}` failed: {done.stderr.strip()[-300:]}. "
-                "Refresh the package lists with `apt-get update` (as root) and run `glov fetch-data` again."
-            )
-        deb = next(Path(tmp).glob("*.deb"))
-        digest = hashlib.sha256(deb.read_bytes()).hexdigest()
-        if digest != package.sha256:
-            raise DataError(f"{deb.name} has sha256 {digest}, expected {package.sha256}: the mirror served another build")
+    sources_dir.mkdir(parents=True, exist_ok=True)
+    found = _given_for(package, given)
+    with tempfile.TemporaryDirectory(dir=sources_dir) as tmp:
         unpacked = Path(tmp) / "x"
-        subprocess.run(["dpkg-deb", "-x", str(deb), str(unpacked)], check=True)
+        if found is not None and found.is_dir():
+            shutil.copytree(found, unpacked / package.data_dir, symlinks=True)
+        else:
+            deb = found or _apt_download(package, Path(tmp))
+            digest = _sha256(deb)
+            if digest != package.sha256:
+                raise DataError(f"{deb} has sha256 {digest}, expected {package.sha256}: another build of {package.name}")
+            unpack_deb(deb, package, unpacked)
+        digest = tree_digest(unpacked / package.data_dir)  # a copied folder, and our own unpacking, checked alike
+        if digest != package.tree_sha256:
+            raise DataError(
+                f"{found or package.name} does not hold {package.name} {package.version}: its files hash to {digest}, "
+                f"expected {package.tree_sha256}. Pass the package's .deb ({package.deb_name}), or a complete copy of "
+                f"its {package.data_dir}"
+            )
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(target, ignore_errors=True)
-        shutil.move(str(unpacked), target)  # whole or not at all: the data dir appears last
+        os.replace(unpacked, target)  # whole or not at all: the data dir appears last
     return target / package.data_dir
+
+
+def _apt_download(package: DebianPackage, folder: Path) -> Path:
+    if shutil.which("apt-get") is None:
+        raise DataError(
+            f"fetching {package.name} needs apt-get (Debian/Ubuntu). Elsewhere, download {package.deb_name} "
+            f"(https://packages.debian.org/bookworm/all/{package.name}/download) and run "
+            f"`glov fetch-data --from <that file or its folder>`; a folder of the unpacked data works too."
+        )
+    cmd = ["apt-get", "download", f"{package.name}={package.version}"]
+    done = subprocess.run(cmd, cwd=folder, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise DataError(
+            f"`{' '.join(cmd)}` failed: {done.stderr.strip()[-300:]}. Refresh the package lists with `apt-get update` "
+            f"(as root) and run `glov fetch-data` again, or download {package.deb_name} elsewhere and use "
+            "`glov fetch-data --from <file>`."
+        )
+    return next(folder.glob("*.deb"))
 
 
 def debian_dir(source: str, sources_dir: Path = SOURCES_DIR) -> Path:
@@ -128,8 +216,8 @@ def debian_dir(source: str, sources_dir: Path = SOURCES_DIR) -> Path:
     )
 
 
-def fetch_all(sources_dir: Path = SOURCES_DIR) -> list[Path]:
-    return [fetch_debian(p, sources_dir) for p in DEBIAN.values()]
+def fetch_all(sources_dir: Path = SOURCES_DIR, given: Iterable[Path] = ()) -> list[Path]:
+    return [fetch_debian(p, sources_dir, list(given)) for p in DEBIAN.values()]
 
 
 # --------------------------------------------------------------------------- readers
