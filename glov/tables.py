@@ -214,11 +214,37 @@ def curve_csv(points: list[dict]) -> str:
     )
 
 
+HTML_STYLE = (
+    "body{font-family:system-ui,sans-serif;margin:1.5em;color:#1e293b}"
+    "table{border-collapse:collapse;margin:1em 0;display:block;overflow-x:auto}th,td{border:1px solid #cbd5e1;padding:.3em .6em;text-align:left}"
+    "th{background:#f1f5f9}tr:nth-child(even) td{background:#f8fafc}"
+)
+
+
+def markdown_html(markdown: str, title: str) -> str:
+    """A self-contained HTML page of one of our markdown tables: Snakemake's report shows HTML inline
+    but offers markdown only as a download, so the report lists these."""
+    from markdown_it import MarkdownIt
+
+    body = MarkdownIt("commonmark").enable("table").render(markdown)
+    return (f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{title}</title><style>{HTML_STYLE}</style></head>'
+            f"<body>\n{body}</body></html>\n")
+
+
+def write_html_of(markdown_path: str | Path) -> Path:
+    """Write ``<name>.html`` beside ``<name>.md`` and return its path."""
+    src = Path(markdown_path)
+    out = src.with_suffix(".html")
+    write_text(out, markdown_html(src.read_text(), src.stem))
+    return out
+
+
 def plot_curves(by_alpha: Mapping[float, list[dict]], dataset: str, out: str | Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     from glov.io import atomic_path
 
@@ -229,6 +255,7 @@ def plot_curves(by_alpha: Mapping[float, list[dict]], dataset: str, out: str | P
         ax.plot(steps, [p["best_train"] for p in points], color=color, label=f"alpha={alpha}: best so far (train)")
         ax.plot(steps, [p["topk_train"] for p in points], color=color, linestyle="--", label=f"alpha={alpha}: top-k ensemble (train)")
         ax.plot(steps, [p["topk_val"] for p in points], color=color, linestyle=":", label=f"alpha={alpha}: top-k ensemble (val)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
     ax.set_xlabel("optimisation step")
     ax.set_ylabel("top-1 accuracy (%)")
     ax.set_title(f"GLOV on {dataset}")

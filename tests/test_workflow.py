@@ -68,6 +68,13 @@ def test_lint_is_clean():
     assert "Lints for" not in r.stdout + r.stderr
 
 
+def test_main_versions_no_result_file():
+    """Results are versioned per DVC experiment, never in git: a committed metrics.json, curve or
+    dvc.lock would describe another machine's run of other code."""
+    tracked = subprocess.run(["git", "ls-files", "results", "dvc.lock"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    assert tracked == ["results/README.md"]
+
+
 def test_bad_config_stops_before_any_job_naming_the_key(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("optimizer: {steps: 0}\n")
@@ -153,7 +160,7 @@ def test_end_to_end_offline_resume_and_determinism(workdir, offline_env, referen
     report = snakemake(workdir, "--report", "report.html", env=env)
     assert report.returncode == 0, report.stderr[-3000:]
     html = (workdir / "report.html").read_text()
-    assert all(name in html for name in ("glov.md", "paper_table1.md", "lab.md", "animal_mnist.png", "toy.png", "Optimisation curves"))
+    assert all(name in html for name in ("glov.html", "paper_table1.html", "lab.html", "animal_mnist.png", "toy.png", "Optimisation curves"))
 
     # a new alpha plans only its own chain: other runs' params did not change
     more = tmp_path / "more_alphas.yaml"
@@ -307,3 +314,142 @@ def test_a_dataset_folder_that_changes_reruns_prep_by_itself(tmp_path):
     assert "Nothing to be done" in prep("-n").stdout
     (root / "dog/002.png").unlink()
     assert "prep_dataset" in planned_jobs(prep("-n"))
+
+
+# --------------------------------------------------------------------------- the README, as a user runs it
+
+README_NOT_RUN = {  # every fenced README command that this test does not run, and why
+    'pip install -e ".[test]" && pip install --no-deps -r requirements-offline.txt && glov fetch-data':
+        "the install: .ci/run runs it on a fresh machine",
+    "python3 -m pytest -q": "this test suite",
+    "snakemake --cores all --configfile config/paper.yaml": "needs the 16 datasets and the weights (its DAG: the paper-configuration test)",
+    "snakemake results/data/dtd/manifest.json --cores 1 --configfile config/paper.yaml": "needs the DTD download",
+    "pip install snakemake-executor-plugin-slurm": "needs the internet",
+    "snakemake --profile profiles/slurm --configfile config/paper.yaml": "needs a SLURM cluster (the profile: test_slurm_profile_*)",
+    "snakemake --cores all --configfile config/paper.yaml config/paper_llava.yaml": "needs LLaVA-OneVision and the datasets",
+    "mlflow ui --backend-store-uri sqlite:///$PWD/mlflow.db": "a server that runs until stopped (its store: the MLflow assertions above)",
+    "python benchmarks/run_all.py": "the benchmarks (about 20 minutes, not a test)",
+}
+
+
+def readme_commands() -> list[str]:
+    """Each line of the README's ```bash blocks, in order, as a user would paste it."""
+    blocks = re.findall(r"```bash\n(.*?)```", (REPO / "README.md").read_text(), re.S)
+    return [line.strip() for block in blocks for line in block.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def deep_merge(base: dict, over: dict) -> dict:
+    """Snakemake's merge of a --configfile over the default one: mappings merge, other values replace."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+@pytest.fixture(scope="module")
+def user_repo(workdir, offline_env, reference_run, tmp_path_factory):
+    """A git clone as a user has it after the quick start, on the tiny configuration written into
+    params.yaml (so that the README's commands apply as written): the reference run's results,
+    models and Snakemake records are hard-linked in, so its `snakemake --cores all` has nothing to do."""
+    import yaml
+
+    repo = tracked_copy(tmp_path_factory.mktemp("user"))
+    merged = deep_merge(yaml.safe_load((REPO / "params.yaml").read_text()), yaml.safe_load((REPO / ".test/params.yaml").read_text()))
+    (repo / "params.yaml").write_text(yaml.safe_dump(merged, sort_keys=False))
+    git = ["git", "-c", "user.name=user", "-c", "user.email=user@example.org"]
+    subprocess.run([*git, "init", "-q"], cwd=repo, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=repo, check=True)
+    subprocess.run([*git, "commit", "-qm", "clone"], cwd=repo, check=True)
+    shutil.rmtree(repo / "results")
+    for folder in ("resources", "results"):
+        shutil.copytree(workdir / folder, repo / folder, copy_function=os.link)
+    shutil.copytree(workdir / ".snakemake", repo / ".snakemake", ignore=shutil.ignore_patterns("locks", "log", "store"))
+    shutil.copytree(workdir / ".snakemake/glov/store", repo / ".snakemake/glov/store", copy_function=os.link)
+    shutil.copy2(workdir / "mlflow.db", repo / "mlflow.db")
+    env = {**offline_env, "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "user", "GIT_AUTHOR_EMAIL": "user@example.org",
+           "GIT_COMMITTER_NAME": "user", "GIT_COMMITTER_EMAIL": "user@example.org"}
+    return repo, env
+
+
+def finished_work(root: Path) -> dict[str, tuple[int, int]]:
+    """(inode, mtime) of every step, baseline and description file: what must survive any command."""
+    files = [*(root / "results/runs").rglob("step_*.json"), *(root / "results/baselines").rglob("*.json"),
+             *(root / "results/descriptions").rglob("*.json")]
+    return {str(p.relative_to(root)): (p.stat().st_ino, p.stat().st_mtime_ns) for p in files}
+
+
+@pytest.mark.slow
+def test_every_readme_command_works_as_written_and_no_dvc_command_deletes_finished_work(user_repo, reference_run):
+    """The README's fenced commands, verbatim, in the README's order, on the tiny configuration;
+    then `dvc repro` and `snakemake --cores all` again. Finished work is never deleted or recomputed,
+    and git sees no result files (main versions none)."""
+    repo, env = user_repo
+    commands = readme_commands()
+    unknown = set(README_NOT_RUN) - set(commands)
+    assert not unknown, f"README_NOT_RUN lists commands the README no longer has: {unknown}"
+    before = finished_work(repo)
+    assert before and len(before) == len([p for p in reference_run if "/step_" in p or "baselines/" in p or "descriptions/" in p])
+    out = {}
+    for command in [c for c in commands if c not in README_NOT_RUN] + ["dvc repro", "snakemake --cores all"]:
+        r = subprocess.run(["bash", "-c", command], cwd=repo, env=env, capture_output=True, text=True, timeout=900)
+        assert r.returncode == 0, f"README command failed: {command}\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}"
+        bare = command.split("  #")[0].strip()
+        out.setdefault(bare, []).append(r.stdout + r.stderr)
+        if bare == "snakemake --cores all" and len(out[bare]) == 1:  # the quick start, as a user ran it
+            assert "Nothing to be done" in out[bare][0]
+            status = subprocess.run(["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True).stdout
+            assert status == "", f"a run leaves files git tracks or shows:\n{status}"
+        assert finished_work(repo) == before, f"{command} deleted or rewrote finished work"
+
+    ran = re.compile(r"^(?:local)?rule (glov_steps\w*|baselines|fixed_baselines|describe_classes|embed_images|score|aggregate):", re.M)
+    assert set(ran.findall(out["dvc exp run -n baseline"][0])) == {"aggregate"}  # DVC removed only the cached tables
+    assert set(ran.findall(out["dvc exp run -n ens1 -S 'eval.ensemble_size=1'"][0])) == {"score", "aggregate"}
+    shown = out["dvc exp show --only-changed"][0]
+    assert "baseline" in shown and "ens1" in shown and "ensemble_size" in shown
+    assert "glov/animal_mnist/test_acc" in out["dvc metrics diff baseline ens1 --all"][0]
+    assert "eval.ensemble_size: 3 -> 1" in out["glov diff baseline ens1"][0]
+    assert "Nothing to be done" in out["snakemake --cores all"][-1]
+    assert (repo / "report.html").stat().st_size > 10_000 and (repo / "dvc_plots/index.html").exists()
+    assert not subprocess.run(["git", "ls-files", "results", "dvc.lock"], cwd=repo, capture_output=True, text=True).stdout.strip() \
+        .replace("results/README.md", "")  # main versions no result file
+
+
+BROWSER = "/usr/bin/chromium"
+BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync"]  # no network: nothing to wait for
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path(BROWSER).exists(), reason="needs Debian's chromium (`apt-get install chromium`; .ci/run installs it)")
+def test_the_report_shows_the_tables_and_curves_in_a_browser(user_repo, offline_env):
+    """report.html opened headless in Chromium (driven by Playwright): the results table's text is in
+    the rendered page and an optimisation curve is a loaded image, as a reader sees them."""
+    playwright = pytest.importorskip("playwright.sync_api", reason="pip install playwright (in the test extras)")
+    repo, env = user_repo
+    if not (repo / "report.html").exists():
+        assert subprocess.run(["snakemake", "--report", "report.html"], cwd=repo, env=env, capture_output=True, timeout=600).returncode == 0
+    md = (repo / "results/tables/glov.md").read_text()
+    s_temp_row = next(line for line in md.splitlines() if line.startswith("| S-TEMP"))
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=BROWSER, args=BROWSER_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto((repo / "report.html").as_uri())
+        assert "Tables" in page.inner_text("body") and "Optimisation curves" in page.inner_text("body")
+
+        page.get_by_text("Tables", exact=True).click()
+        page.locator("tr", has_text="results/tables/glov.html").locator("a").first.click()
+        frame = page.frame_locator("iframe").first
+        table = frame.locator("table").first
+        table.wait_for(timeout=30_000)
+        cells = [c.strip() for c in s_temp_row.strip("|").split("|")]
+        row_text = next(t for t in table.locator("tr").all_inner_texts() if t.strip().startswith("S-TEMP"))
+        assert all(c in row_text for c in cells), (row_text, cells)  # the same numbers as glov.md, rendered as a table
+        assert "GLOV (alpha chosen on val)" in table.inner_text()
+
+        page.locator("a", has_text="Results").first.click()
+        page.get_by_text("Optimisation curves", exact=True).click()
+        page.locator("tr", has_text="results/plots/animal_mnist.png").locator("a").first.click()
+        image = page.locator('img[src^="data:image/png"]').first
+        image.wait_for(timeout=30_000)
+        assert page.evaluate("img => img.complete && img.naturalWidth", image.element_handle()) == 640  # decoded, not broken
+        browser.close()

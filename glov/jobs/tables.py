@@ -73,6 +73,8 @@ def aggregate_tables(
         published = "glov_llava_ov" if spec.family == ANSWER else "glov_table1"  # the paper's numbers for this VLM family
         tables.write_paper_table(rows, spec.label or params.vlm.name, paths.PAPER_TABLE, published)
         lab = write_lab_table(params, rows)
+        for table in (paths.TABLE_MD, paths.PAPER_TABLE, *lab):
+            tables.write_html_of(table)
         plots = [paths.PLOT.format(dataset=d) for d in params.data.datasets] if entries else []
         for artefact in (*lab, paths.TABLE_MD, paths.TABLE_CSV, paths.PAPER_TABLE, paths.METRICS, *plots):
             tracker.log_artifact(artefact)

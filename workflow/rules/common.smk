@@ -164,9 +164,8 @@ def get_steps():
 def get_final_output():
     return [
         *get_steps(),
-        paths.TABLE_MD,
+        *[t for md in [paths.TABLE_MD, paths.PAPER_TABLE, *([paths.LAB_TABLE] if LAB_TASKS else [])] for t in (md, paths.html_of(md))],
         paths.TABLE_CSV,
-        paths.PAPER_TABLE,
         paths.METRICS,
         *get_plots(),
         *[paths.CURVE.format(dataset=d, alpha=a) for d in DATASETS for a in ALPHAS],
