@@ -1,4 +1,4 @@
-# GLOV workflow: dataset prep -> image-embedding cache -> one job per optimisation step -> scoring -> tables.
+# GLOV workflow: dataset prep -> image-embedding cache -> GLOV steps (every alpha chain of a dataset and seed per job) -> scoring -> tables.
 # All logic lives in the `glov` package; this file and workflow/rules/*.smk only wire it.
 from snakemake.utils import min_version
 

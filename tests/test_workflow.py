@@ -323,7 +323,6 @@ README_NOT_RUN = {  # every fenced README command that this test does not run, a
         "the install: .ci/run runs it on a fresh machine",
     "python3 -m pytest -q": "this test suite",
     "snakemake --cores all --configfile config/paper.yaml": "needs the 16 datasets and the weights (its DAG: the paper-configuration test)",
-    "snakemake results/data/dtd/manifest.json --cores 1 --configfile config/paper.yaml": "needs the DTD download",
     "pip install snakemake-executor-plugin-slurm": "needs the internet",
     "snakemake --profile profiles/slurm --configfile config/paper.yaml": "needs a SLURM cluster (the profile: test_slurm_profile_*)",
     "snakemake --cores all --configfile config/paper.yaml config/paper_llava.yaml": "needs LLaVA-OneVision and the datasets",
