@@ -16,11 +16,6 @@ TABLE_MD = "results/tables/glov.md"
 TABLE_CSV = "results/tables/glov.csv"
 PAPER_TABLE = "results/tables/paper_table1.md"
 LAB_TABLE = "results/tables/lab.md"
-
-
-def html_of(markdown_path: str) -> str:
-    """The HTML page written beside a markdown table (what the Snakemake report shows)."""
-    return markdown_path.removesuffix(".md") + ".html"
 METRICS = "results/metrics.json"
 PLOT = "results/plots/{dataset}.png"
 CURVE = "results/curves/{dataset}_a{alpha}.csv"
@@ -28,3 +23,8 @@ CURVE = "results/curves/{dataset}_a{alpha}.csv"
 
 def step_name(step: int) -> str:
     return f"{step:03d}"
+
+
+def html_of(markdown_path: str) -> str:
+    """The HTML page written beside a markdown table (what the Snakemake report shows)."""
+    return markdown_path.removesuffix(".md") + ".html"

@@ -232,9 +232,11 @@ def markdown_html(markdown: str, title: str) -> str:
 
 
 def write_html_of(markdown_path: str | Path) -> Path:
-    """Write ``<name>.html`` beside ``<name>.md`` and return its path."""
+    """Write ``<name>.html`` beside ``<name>.md`` (:func:`glov.paths.html_of`) and return its path."""
+    from glov.paths import html_of
+
     src = Path(markdown_path)
-    out = src.with_suffix(".html")
+    out = Path(html_of(str(src)))
     write_text(out, markdown_html(src.read_text(), src.stem))
     return out
 

@@ -39,7 +39,7 @@ import numpy as np
 from PIL import Image
 
 from glov.data import DataError
-from glov.io import atomic_path
+from glov.io import atomic_path, file_digest
 
 SOURCES_DIR = Path("resources/sources")
 HELD_OUT_FRACTION = {"animal_mnist": 0.3, "fashion_mnist": 0.3, "clipart": 0.5}  # by content hash; tasks draw only here
@@ -102,7 +102,7 @@ def tree_digest(folder: Path) -> str:
     """sha256 over every file's path and content (symlinks followed): equal trees, equal digests."""
     h = hashlib.sha256()
     for p in sorted(x for x in folder.rglob("*") if x.is_file()):
-        h.update(f"{p.relative_to(folder).as_posix()}\t{hashlib.sha256(p.read_bytes()).hexdigest()}\n".encode())
+        h.update(f"{p.relative_to(folder).as_posix()}\t{file_digest(p)}\n".encode())
     return h.hexdigest()
 
 
@@ -133,10 +133,6 @@ def unpack_deb(deb: Path, package: DebianPackage, dest: Path) -> None:
             tar.extractall(dest, members=wanted, filter="data")
     except tarfile.TarError as exc:
         raise DataError(f"cannot unpack {deb} ({exc}); unpack it with `dpkg-deb -x {deb} DIR` and pass DIR to --from") from None
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _given_for(package: DebianPackage, given: Iterable[Path]) -> Path | None:
@@ -170,7 +166,7 @@ def fetch_debian(package: DebianPackage, sources_dir: Path = SOURCES_DIR, given:
             shutil.copytree(found, unpacked / package.data_dir, symlinks=True)
         else:
             deb = found or _apt_download(package, Path(tmp))
-            digest = _sha256(deb)
+            digest = file_digest(deb)
             if digest != package.sha256:
                 raise DataError(f"{deb} has sha256 {digest}, expected {package.sha256}: another build of {package.name}")
             unpack_deb(deb, package, unpacked)
@@ -181,7 +177,6 @@ def fetch_debian(package: DebianPackage, sources_dir: Path = SOURCES_DIR, given:
                 f"expected {package.tree_sha256}. Pass the package's .deb ({package.deb_name}), or a complete copy of "
                 f"its {package.data_dir}"
             )
-        target.parent.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(target, ignore_errors=True)
         os.replace(unpacked, target)  # whole or not at all: the data dir appears last
     return target / package.data_dir

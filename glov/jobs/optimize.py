@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from glov import config as C
 from glov.io import read_json, write_json
-from glov.jobs.common import answering, dataset_params, base_prompt, llm_sampling, load_llm, process_start, track
+from glov.jobs.common import answering, base_prompt, dataset_params, llm_sampling, load_llm, process_start, track
 from glov.jobs.embed import Scorer
 from glov.optimizer import StepConfig, Task, init_state
 from glov.optimizer.prompts import QUESTION, TEMPLATE
