@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from glov.io import write_text
-from glov.resume import LOCK_OWNER, Terminated, clear_stale_lock, is_running, process_id, record_lock_owner, sigterm_raises
+from glov.resume import LOCK_OWNER, Terminated, clear_stale_lock, is_running, process_id, record_lock_owner, sigterm_raises, steps_to_request
 
 
 def dead_process_id() -> str:
@@ -75,3 +75,15 @@ def test_orphaned_mlflow_runs_are_marked_killed(tmp_path):
     client.set_terminated(done, "FINISHED")
     assert close_orphaned_runs(client, exp) == [orphan]
     assert [client.get_run(r).info.status for r in (orphan, alive, done)] == ["KILLED", "RUNNING", "FINISHED"]
+
+
+def test_the_final_target_asks_for_last_steps_and_the_steps_a_finished_chain_lost(tmp_path):
+    """Not every step file (that made planning the paper's DAG slow), yet a lost middle step is asked for."""
+    fresh = [str(tmp_path / f"fresh/step_{t:03d}.json") for t in range(4)]
+    finished = [str(tmp_path / f"finished/step_{t:03d}.json") for t in range(4)]
+    killed = [str(tmp_path / f"killed/step_{t:03d}.json") for t in range(4)]
+    for f in finished + killed[:2]:
+        write_text(f, "{}")
+    assert steps_to_request([fresh, finished, killed]) == [fresh[-1], finished[-1], killed[-1]]
+    os.unlink(finished[1])
+    assert steps_to_request([fresh, finished, killed]) == [fresh[-1], finished[-1], finished[1], killed[-1]]

@@ -6,7 +6,7 @@ from glov.data import get_dataset_spec
 from glov.data.integrity import listing_digest
 from glov.jobs.common import answering, check, llm_spec, vlm_spec
 from glov.jobs.tables import lab_tasks
-from glov.resume import clear_stale_lock, record_lock_owner
+from glov.resume import clear_stale_lock, record_lock_owner, steps_to_request
 from glov.tracking import end_workflow_run, start_workflow_run
 
 config.update(validate(config))  # fills defaults; a bad key stops here with its name in the message
@@ -151,14 +151,13 @@ def baselines_params(methods):
 
 
 def get_steps():
-    """Every step JSON is a target, so deleting one reruns exactly that step and its dependants."""
-    return [
-        paths.STEP.format(dataset=d, alpha=a, seed=s, step=paths.step_name(t), **run_wildcards())
+    """Each chain's last step, and any step file a finished chain has lost (see glov.resume)."""
+    return steps_to_request(
+        [paths.STEP.format(dataset=d, alpha=a, seed=s, step=paths.step_name(t), **run_wildcards()) for t in range(PARAMS.optimizer.steps + 1)]
         for d in DATASETS
         for a in ALPHAS
         for s in SEEDS
-        for t in range(PARAMS.optimizer.steps + 1)
-    ]
+    )
 
 
 def get_final_output():
