@@ -100,7 +100,9 @@ def _prefill(model: nn.Module, prompt: Sequence[int], device: str) -> list[tuple
     if not prompt:
         return []
     ids = torch.tensor([list(prompt)], device=device)
-    cache = model(input_ids=ids, use_cache=True).past_key_values
+    # logits of the last position only: the vocabulary projection of every prompt position was ~20 %
+    # of a GLOV step's generation time on SmolLM2, for logits nobody reads
+    cache = model(input_ids=ids, use_cache=True, logits_to_keep=1).past_key_values
     return [(layer.keys, layer.values) for layer in cache.layers]
 
 

@@ -138,7 +138,7 @@ def mean_hidden_state(model: nn.Module, input_ids: torch.Tensor, layer: int) -> 
     it would make every sentence vector nearly the same.
     """
     with _Recorder(decoder_layers(model)[layer]) as rec:
-        model(input_ids=input_ids, use_cache=False)
+        model(input_ids=input_ids, use_cache=False, logits_to_keep=1)  # only the hidden states are read
     h = rec.outputs[0][0]
     tokens = h[1:] if h.shape[0] > 1 else h
     return SteeringVector(layer, tokens.float().mean(dim=0).cpu())
