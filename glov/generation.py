@@ -19,24 +19,34 @@ another batch shape or padding, which can flip a sampled token when two candidat
 probabilities straddle the random draw by less than the rounding (see docs in README, "Batching").
 
 Steering semantics (``Row.semantics``): ``cached`` keeps each generated position's steered keys and
-values in the cache (our default); the literal official loop recomputes the whole sequence for
-every token, so earlier positions are unsteered in later passes. The loop keeps that choice per
-row, so a second semantics can be added without touching the callers.
+values in the cache (our default: every generated position stays steered). ``recomputed`` gives the
+official loop's output, which recomputes the whole sequence for every token and steers only its last
+position, so in each pass the earlier positions are unsteered. With a KV cache that is: steer the
+new position's forward (its logits are then the official ones), then recompute that position's
+keys and values in the layers above the steered one without the offset before the next token
+reads them (the layers up to the steered one never see it). The repair costs the upper layers once
+more per token, not a recompute of the sequence.
+
+Compounding (``Row.compound``): the official loop multiplies the offset by alpha again before every
+forward pass, across the step's samples one after another, so sample i's offset depends on how
+many tokens samples 0..i-1 took. Such rows are generated in waves, one row of each compounding
+group per wave, beside the other rows; once a group's offset has underflowed to exact zeros its
+remaining rows are plainly unsteered and go together in one wave.
 """
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from typing import Sequence
 
 import torch
 from torch import nn
 
-from glov.steering import Steering
+from glov.steering import _hidden, decoder_layers
 
 CACHED = "cached"
-SEMANTICS = (CACHED,)
+RECOMPUTED = "recomputed"
+SEMANTICS = (CACHED, RECOMPUTED)
 
 
 @dataclass(frozen=True)
@@ -52,6 +62,8 @@ class Row:
     min_new_tokens: int = 0
     offset: torch.Tensor | None = None  # alpha * v for the steered layer, or None (unsteered)
     semantics: str = CACHED
+    compound: float | None = None  # official alpha^n: offset is v, multiplied by this before every forward
+    group: int = 0  # compounding rows of one group share the count of forwards, in list order
 
 
 def warpers(temperature: float, top_k: int, top_p: float) -> list:
@@ -127,14 +139,99 @@ def _batched_cache(model: nn.Module, prefills: list[list[tuple[torch.Tensor, tor
     return cache
 
 
-def _steering(model: nn.Module, rows: Sequence[Row], layer: int | None) -> contextlib.AbstractContextManager:
-    """Each row's offset on the steered layer (zeros for unsteered rows); nothing if no row is steered."""
-    if all(r.offset is None for r in rows):
-        return contextlib.nullcontext()
-    if layer is None:
-        raise ValueError("steered rows need the steering layer")
-    hidden = next(r.offset for r in rows if r.offset is not None)
-    return Steering.per_row(model, layer, torch.stack([r.offset if r.offset is not None else torch.zeros_like(hidden) for r in rows]))
+class _Steer:
+    """Layer ``layer``'s per-row offsets at the position being generated (changed between forwards),
+    and, for ``recomputed`` rows, the repair of that position's keys and values above the layer."""
+
+    def __init__(self, model: nn.Module, layer: int, recomputed: torch.Tensor):
+        self.layers = decoder_layers(model)
+        self.layer = layer
+        self.recomputed = recomputed  # [B] bool
+        self.offsets: torch.Tensor | None = None  # [B, hidden]
+        self.raw: torch.Tensor | None = None
+        self.kwargs: dict[int, dict] = {}
+        self.handles = [self.layers[layer].register_forward_hook(self._add)]
+        if bool(recomputed.any()):
+            self.handles += [self.layers[j].register_forward_pre_hook(self._keep_kwargs(j), with_kwargs=True)
+                             for j in range(layer + 1, len(self.layers))]
+
+    def _add(self, module: nn.Module, args: tuple, output):
+        h = _hidden(output)
+        if self.offsets is None:
+            return None
+        self.raw = h
+        shift = torch.zeros_like(h)
+        shift[:, -1, :] = self.offsets.to(device=h.device, dtype=h.dtype)
+        steered = h + shift  # a new tensor: never mutate what the layer (or a cache) holds
+        return (steered, *output[1:]) if isinstance(output, tuple) else steered
+
+    def _keep_kwargs(self, j: int):
+        def hook(module: nn.Module, args: tuple, kwargs: dict):
+            self.kwargs[j] = kwargs
+        return hook
+
+    def repair(self, cache) -> None:
+        """Recompute the newest position's keys and values in the layers above the steered one
+        from the layer's output without the offset (recomputed rows) or with it (cached rows:
+        the same values again), so the cache holds what a full unsteered recompute would."""
+        if self.offsets is None or not bool(self.recomputed.any()) or self.layer == len(self.layers) - 1:
+            return
+        keep = (~self.recomputed).to(device=self.raw.device, dtype=self.raw.dtype)[:, None]
+        hidden = self.raw.clone()
+        hidden[:, -1, :] += self.offsets.to(device=hidden.device, dtype=hidden.dtype) * keep
+        for j in range(self.layer + 1, len(self.layers)):
+            _drop_last_position(cache, j)
+            hidden = _hidden(self.layers[j](hidden, **self.kwargs[j]))
+
+    def close(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+
+
+def _drop_last_position(cache, index: int) -> None:
+    layer = cache.layers[index]
+    layer.keys, layer.values = layer.keys[..., :-1, :], layer.values[..., :-1, :]
+
+
+class _Offsets:
+    """The offset a row adds at each of its forwards: fixed, or (compounding) multiplied by alpha
+    before every forward, in the vector's own dtype as the official loop does."""
+
+    def __init__(self, row: Row, start: torch.Tensor | None):
+        self.row, self.current = row, start
+
+    def next(self) -> torch.Tensor | None:
+        if self.row.compound is None or self.current is None:
+            return self.current
+        self.current = self.row.compound * self.current
+        return self.current
+
+
+def _waves(rows: Sequence[Row]):
+    """Yields the rows to decode together, as (row index, its :class:`_Offsets`): every row once, a
+    compounding group's rows one per wave in order (each continues the offset where the previous
+    one stopped), and a group's remaining rows all at once, unsteered, once its offset is zero."""
+    groups: dict[int, list[int]] = {}
+    for i, r in enumerate(rows):
+        if r.compound is not None and r.offset is not None:
+            groups.setdefault(r.group, []).append(i)
+    current = {g: rows[members[0]].offset for g, members in groups.items()}
+    wave = [(i, _Offsets(r, r.offset)) for i, r in enumerate(rows) if r.compound is None or r.offset is None]
+    while True:
+        for g, members in groups.items():
+            if members and not bool(current[g].any()):  # underflowed: x + 0 == x
+                wave += [(i, _Offsets(rows[i], None)) for i in members]
+                members.clear()
+            elif members:
+                i = members.pop(0)
+                wave.append((i, _Offsets(rows[i], current[g])))
+        if not wave:
+            return
+        yield wave
+        for i, offsets in wave:  # advanced once per forward of the row: where the group goes on
+            if rows[i].compound is not None and offsets.current is not None:
+                current[rows[i].group] = offsets.current
+        wave = []
 
 
 @torch.inference_mode()
@@ -147,6 +244,18 @@ def sample_rows(model: nn.Module, rows: Sequence[Row], layer: int | None, eos: S
             raise ValueError(f"unknown steering semantics {row.semantics!r} (known: {', '.join(SEMANTICS)})")
         if not row.prompt:
             raise ValueError("a row needs a prompt of at least one token")
+    if layer is None and any(r.offset is not None for r in rows):
+        raise ValueError("steered rows need the steering layer")
+    out: dict[int, list[int]] = {}
+    for wave in _waves(rows):
+        tokens = _decode(model, [rows[i] for i, _ in wave], [o for _, o in wave], layer, eos, pad, device)
+        out.update({i: t for (i, _), t in zip(wave, tokens)})
+    return [out[i] for i in range(len(rows))]
+
+
+def _decode(model: nn.Module, rows: Sequence[Row], offsets: Sequence[_Offsets], layer: int | None, eos: Sequence[int], pad: int,
+            device: str) -> list[list[int]]:
+    """One batched decoding loop over ``rows`` (prefill shared per prompt, left padding)."""
     prompts = list(dict.fromkeys(r.prompt[:-1] for r in rows))
     prefilled = {p: _prefill(model, p, device) for p in prompts}
     width = max(len(p) for p in prompts)
@@ -157,12 +266,20 @@ def sample_rows(model: nn.Module, rows: Sequence[Row], layer: int | None, eos: S
     gens = [torch.Generator(device=device).manual_seed(r.seed) for r in rows]
     out: list[list[int]] = [[] for _ in rows]
     done = [r.max_new_tokens == 0 for r in rows]
-    with _steering(model, rows, layer):
+    steered = [o.current is not None for o in offsets]
+    steer = _Steer(model, layer, torch.tensor([r.semantics == RECOMPUTED and s for r, s in zip(rows, steered)])) if any(steered) else None
+    try:
         t = 0
         while not all(done):
+            if steer is not None:
+                current = [o.next() if not d else None for o, d in zip(offsets, done)]
+                like = next(c for c in current if c is not None) if any(c is not None for c in current) else None
+                steer.offsets = None if like is None else torch.stack([c if c is not None else torch.zeros_like(like) for c in current])
             mask = torch.cat([mask, torch.ones((len(rows), 1), dtype=mask.dtype, device=device)], dim=1)
             logits = model(input_ids=tokens, attention_mask=mask, position_ids=positions, past_key_values=cache,
                            cache_position=torch.tensor([width + t], device=device), use_cache=True).logits[:, -1]
+            if steer is not None:
+                steer.repair(cache)
             active = [b for b in range(len(rows)) if not done[b]]
             chosen = next_tokens(logits, rows, active, [len(o) for o in out], eos, gens)
             for b, token in chosen.items():
@@ -171,4 +288,7 @@ def sample_rows(model: nn.Module, rows: Sequence[Row], layer: int | None, eos: S
             tokens = torch.tensor([chosen.get(b, pad) for b in range(len(rows))], device=device)[:, None]
             positions = positions + 1
             t += 1
+    finally:
+        if steer is not None:
+            steer.close()
     return out

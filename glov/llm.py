@@ -41,8 +41,13 @@ class Sampling:
 
 @dataclass(frozen=True)
 class Steer:
+    """alpha * vector at the vector's layer; ``semantics`` and ``compound`` as in :class:`glov.generation.Row`
+    (compound: the official alpha^n over a request's samples in order)."""
+
     vector: SteeringVector
     alpha: float
+    semantics: str = "cached"
+    compound: bool = False
 
 
 def row_seed(*parts: object) -> int:
@@ -224,11 +229,15 @@ class HFLLM(_OneChat):
         from glov.generation import Row, sample_rows
 
         rows = []
-        for request in requests:
+        for group, request in enumerate(requests):
             prompt = tuple(self.encode_chat(request.messages)[0].tolist())
             s, steer = request.sampling, request.steer
-            offset = steer.alpha * steer.vector.vector if steer is not None and steer.alpha != 0 else None
-            rows += [Row(prompt, seed, s.temperature, s.top_k, s.top_p, s.max_new_tokens, s.min_new_tokens, offset) for seed in request.seeds]
+            steered = steer is not None and steer.alpha != 0
+            compound = steer.alpha if steered and steer.compound else None
+            offset = (steer.vector.vector if compound is not None else steer.alpha * steer.vector.vector) if steered else None
+            semantics = steer.semantics if steered else "cached"
+            rows += [Row(prompt, seed, s.temperature, s.top_k, s.top_p, s.max_new_tokens, s.min_new_tokens, offset, semantics, compound, group)
+                     for seed in request.seeds]
         tokens = sample_rows(self.model, rows, layer, self.eos_ids, self.tokenizer.pad_token_id, self.device)
         texts = iter(self.tokenizer.batch_decode(tokens, skip_special_tokens=True))
         return [[next(texts) for _ in r.seeds] for r in requests]

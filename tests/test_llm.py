@@ -39,3 +39,34 @@ def test_unknown_and_unloadable_models_say_how_to_fix(tmp_path):
         resolve_llm("nope")
     with pytest.raises(LLMError, match="set llm.path to a local folder"):
         HFLLM.load(LLMSpec(str(tmp_path / "missing")))
+
+
+def test_official_steering_semantics_equal_the_literal_loop_on_smollm2(llm):
+    """OFFICIAL.md rows 9-10 on the real model. Greedy at alpha 1: the cached loop with its repair
+    gives the literal recompute's tokens and logits, where plain cached steering parts from them;
+    sampled at alpha 0.5 with compounding (float16 vector, as the official one): the same samples."""
+    from test_official_steering import literal_reference, logits_recorder
+
+    from glov.generation import CACHED, RECOMPUTED, Row, sample_rows
+
+    layer, n = 16, 24
+    v = (llm.mean_hidden("a photo of a {}.", layer) - llm.mean_hidden("a sketch of a {}.", layer)).vector
+    prompt = tuple(llm.encode_chat(MSGS)[0].tolist())
+    seen: list[torch.Tensor] = []
+    handle = logits_recorder(llm.model, seen)
+    try:
+        rows = [Row(prompt, 0, 0.0, 50, 0.9, n, offset=v, semantics=s) for s in (RECOMPUTED, CACHED)]
+        fast, cached = sample_rows(llm.model, rows, layer, llm.eos_ids, llm.tokenizer.pad_token_id)
+    finally:
+        handle.remove()
+    (reference,), ref_logits = literal_reference(llm.model, prompt, layer, v, [0], None, 0.0, 50, 0.9, n, eos=llm.eos_ids)
+    assert fast == reference
+    decode = [x for x in seen if x.shape[0] == 2]
+    ours_gap = max(float((d[0] - r).abs().max()) for d, r in zip(decode, ref_logits))
+    cached_gap = max(float((d[1] - r).abs().max()) for d, r in zip(decode, ref_logits))
+    assert ours_gap < 1e-3 < 0.1 < cached_gap, (ours_gap, cached_gap)  # rounding of other matrix shapes vs another semantics
+
+    half = v.half()
+    rows = [Row(prompt, s, 1.0, 50, 0.9, n, offset=half, semantics=RECOMPUTED, compound=0.5) for s in (0, 1)]
+    sampled = sample_rows(llm.model, rows, layer, llm.eos_ids, llm.tokenizer.pad_token_id)
+    assert sampled == literal_reference(llm.model, prompt, layer, half, [0, 1], 0.5, 1.0, 50, 0.9, n, eos=llm.eos_ids)[0]
