@@ -103,6 +103,14 @@ class SteeringConfig:
 
 
 @dataclass(frozen=True)
+class ProtocolConfig:
+    """One switch per results-changing row of the official code's differences (see glov.protocol)."""
+
+    steering_position: str = "clean"
+    alpha_compounding: str = "clean"
+
+
+@dataclass(frozen=True)
 class EvalConfig:
     ensemble_size: int
 
@@ -150,6 +158,7 @@ class Params:
     tracking: TrackingConfig
     methods: tuple[str, ...] = ()
     baselines: BaselinesConfig = field(default_factory=BaselinesConfig)
+    protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
 
 
 def _fill_defaults(node_schema: dict, instance: Any) -> Any:
@@ -214,6 +223,7 @@ def build(d: Mapping[str, Any]) -> Params:
         baselines=BaselinesConfig(**{
             **d["baselines"], "llm_opt": LLMOptConfig(**d["baselines"]["llm_opt"]), "awt": AWTConfig(**d["baselines"]["awt"]),
         }),
+        protocol=ProtocolConfig(**d["protocol"]),
     )
     check_methods(params)
     return params

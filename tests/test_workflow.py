@@ -89,6 +89,9 @@ def test_bad_config_stops_before_any_job_naming_the_key(tmp_path):
     [
         (["config/paper.yaml"], {"prep_dataset": 16, "embed_images": 16, "describe_classes": 16 * 3, "baselines": 16 * 3,
                                  "fixed_baselines": 16, "glov_steps": 16 * 3, "score": 16 * 3, "aggregate": 1, "all": 1}),
+        (["config/paper.yaml", "config/paper_clean.yaml"], {"prep_dataset": 16, "embed_images": 16, "describe_classes": 16 * 3,
+                                                            "baselines": 16 * 3, "fixed_baselines": 16, "glov_steps": 16 * 3,
+                                                            "score": 16 * 3, "aggregate": 1, "all": 1}),
         (["config/paper.yaml", "config/paper_llava.yaml"], {"prep_dataset": 16, "fixed_baselines": 16, "glov_steps": 16 * 3 * 26,
                                                             "score": 16 * 3, "aggregate": 1, "all": 1}),
     ],

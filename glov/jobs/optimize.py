@@ -18,6 +18,8 @@ from glov.jobs.embed import Scorer
 from glov.optimizer import StepConfig, Task, init_state
 from glov.optimizer.prompts import QUESTION, TEMPLATE
 from glov.optimizer.state import State
+from glov.protocol import CLEAN, is_official, rule_switches
+from glov.generation import CACHED, RECOMPUTED
 from glov.steering import resolve_layer
 
 log = logging.getLogger(__name__)
@@ -26,7 +28,9 @@ log = logging.getLogger(__name__)
 def step_config(params: C.Params, alpha: float, seed: int, n_layers: int) -> StepConfig:
     o = params.optimizer
     layer = resolve_layer(params.steering.layer, params.steering.layer_fraction, n_layers)
-    return StepConfig(o.candidates, o.topk, llm_sampling(params), alpha, layer, seed, QUESTION if answering(params) else TEMPLATE)
+    official = {name: is_official(params.protocol, name) for name in rule_switches("glov_steps")}
+    return StepConfig(o.candidates, o.topk, llm_sampling(params), alpha, layer, seed, QUESTION if answering(params) else TEMPLATE,
+                      semantics=RECOMPUTED if official["steering_position"] else CACHED, compound=official["alpha_compounding"])
 
 def _step_key(params: C.Params, dataset: str, alpha: float, seed: int, step_index: int, previous: State | None) -> str:
     """Everything one chain's step depends on, and nothing else: not the other chains, seeds,
@@ -40,6 +44,9 @@ def _step_key(params: C.Params, dataset: str, alpha: float, seed: int, step_inde
     llm = {k: v for k, v in p["llm"].items() if k != "max_batch_rows"}
     chain = {"data": data, "vlm": p["vlm"], "llm": llm, "optimizer": optimizer,
              "steering": {k: p["steering"][k] for k in ("layer", "layer_fraction")}}
+    switches = {k: p["protocol"][k] for k in rule_switches("glov_steps") if p["protocol"][k] != CLEAN}
+    if switches:  # keys of clean runs stay what they were before the protocol section existed
+        chain["protocol"] = switches
     return params_hash({"code": code_fingerprint(), "params": chain, "dataset": dataset, "alpha": alpha, "seed": seed,
                         "step": step_index, "previous": previous.to_dict() if previous else None})
 

@@ -36,6 +36,8 @@ class StepConfig:
     layer: int = 0
     seed: int = 0
     kind: str = TEMPLATE  # QUESTION for encoder-decoder VLMs: whole prompts, no placeholder
+    semantics: str = "cached"  # or "recomputed": the official steering position (glov.generation)
+    compound: bool = False  # the official alpha^n over a step's candidates
 
 
 def init_state(base_template: str, fitness: Fitness) -> tuple[State, dict]:
@@ -108,8 +110,10 @@ def propose(state: State, llm: LLM, task: Task, cfg: StepConfig) -> Proposal:
     steering_record = {"alpha": cfg.alpha, "layer": cfg.layer, "active": False}
     if cfg.alpha > 0 and state.guidance is not None:
         vector = llm.mean_hidden(state.guidance.positive, cfg.layer) - llm.mean_hidden(state.guidance.negative, cfg.layer)
-        steer = Steer(vector, cfg.alpha)
+        steer = Steer(vector, cfg.alpha, cfg.semantics, cfg.compound)
         steering_record.update(active=True, positive=state.guidance.positive, negative=state.guidance.negative, norm=round(vector.norm, 4))
+        if (cfg.semantics, cfg.compound) != ("cached", False):  # recorded where it departs from the default only
+            steering_record.update(semantics=cfg.semantics, compound=cfg.compound)
     request = Request(messages, candidate_seeds(cfg.seed, task.dataset, t, cfg.candidates), cfg.sampling, steer)
     return Proposal(t, request, steering_record)
 

@@ -6,6 +6,7 @@ from glov.data import get_dataset_spec
 from glov.data.integrity import listing_digest
 from glov.jobs.common import answering, check, llm_spec, vlm_spec
 from glov.jobs.tables import lab_tasks
+from glov.protocol import rule_switches
 from glov.resume import clear_stale_lock, record_lock_owner, steps_to_request
 from glov.tracking import end_workflow_run, start_workflow_run
 

@@ -27,6 +27,7 @@ for block in STEP_BLOCKS:
             optimizer=only("optimizer", "candidates", "topk", BASE_KEY, "temperature", "top_p", "top_k", "max_new_tokens"),
             steering=only("steering", "layer", "layer_fraction"),
             llm=only("llm", "name", "path", "gguf_file", "dtype"),
+            protocol=only("protocol", *rule_switches("glov_steps")),
         threads: 1
         resources:
             mem_mb=4000,

@@ -1,0 +1,66 @@
+"""The paper protocol: where the official GLOV code behaves differently from this project, as switches.
+
+Each results-changing row of ../shared/OFFICIAL.md (kept in docs/PROTOCOL.md) becomes one key of
+``params.yaml``'s ``protocol`` section, ``clean`` (this project's behaviour, the default) or
+``official`` (the released code's). ``config/paper.yaml`` sets every switch to ``official`` and
+``config/paper_clean.yaml`` to ``clean``, so a user can regenerate the paper's numbers, and the
+ablation between the two says what each of our fixes is worth. Rows without a switch yet are listed
+in :data:`PENDING`, so docs and tests can say so instead of pretending.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+CLEAN, OFFICIAL = "clean", "official"
+
+
+@dataclass(frozen=True)
+class Switch:
+    row: int  # of OFFICIAL.md
+    rules: tuple[str, ...]  # the workflow rules whose outputs it changes
+    clean: str
+    official: str
+
+
+SWITCHES: dict[str, Switch] = {
+    "steering_position": Switch(
+        9, ("glov_steps",),
+        "KV cache: each generated position is steered when generated and stays steered in the cache",
+        "as a recompute of the whole sequence per token: the offset at the newest position only "
+        "(cached decoding with the position's keys and values above the steered layer recomputed unsteered)",
+    ),
+    "alpha_compounding": Switch(
+        10, ("glov_steps",),
+        "alpha applied once: the offset is alpha * v at every token",
+        "the offset is multiplied by alpha again before every generated token, across a step's samples in "
+        "order (alpha^n; in the vector's dtype, so it underflows to exact zeros)",
+    ),
+}
+
+PENDING: dict[int, str] = {
+    1: "system message",
+    2: "first user message (paper dataset names and descriptions, raw accuracies)",
+    3: "later user messages (best and worst blocks, int() accuracies)",
+    4: "chat template without the generation prompt",
+    5: "token budgets (75 guided tokens, stop at EOS only)",
+    6: "parser (text after the last colon, no length limit, several {})",
+    7: "invalid and duplicate candidates scored and kept",
+    8: "steering vector (<category> form, BOS, end-of-turn padding, float16)",
+    12: "fitness set truncated to a multiple of 50",
+    13: "val split of 1 image per class",
+    14: "ImageNet-R/-A/-Sketch split 60/20/20 from the target set",
+    15: "ImageNet-V2 reuses ImageNet's prompts",
+    16: "final prompt set: top 3 of the step's own candidates",
+    17: "the seed redraws the few-shot split",
+    18: "LLaVA path details",
+}
+
+
+def rule_switches(rule: str) -> list[str]:
+    """The switches a rule's outputs depend on (its ``params:`` and result-store key)."""
+    return [name for name, s in SWITCHES.items() if rule in s.rules]
+
+
+def is_official(protocol: object, name: str) -> bool:
+    return getattr(protocol, name) == OFFICIAL

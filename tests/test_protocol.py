@@ -1,0 +1,80 @@
+"""The protocol switches: one per results-changing row of OFFICIAL.md, clean by default, official in
+config/paper.yaml, clean again with config/paper_clean.yaml, and each reaching the code it switches.
+The official behaviour of each switch is pinned where it lives (steering: tests/test_official_steering.py)."""
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from glov import config as C
+from glov.jobs.optimize import step_config
+from glov.protocol import CLEAN, OFFICIAL, PENDING, SWITCHES
+
+REPO = Path(__file__).resolve().parents[1]
+OFFICIAL_MD = REPO.parent / "shared" / "OFFICIAL.md"
+NOT_RESULTS = {11: "the same in both", 19: "released prompts, not behaviour", 20: "options that are off"}
+
+
+def merged(*files: str) -> dict:
+    out: dict = yaml.safe_load((REPO / "params.yaml").read_text())
+    for f in files:
+        for key, value in yaml.safe_load((REPO / f).read_text()).items():
+            out[key] = {**out[key], **value} if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def test_every_results_changing_row_has_a_switch_or_is_listed_as_pending():
+    rows = set(range(1, 21))
+    if OFFICIAL_MD.exists():  # the shared notes sit beside the checkout in this project's workspace
+        rows = {int(m) for m in re.findall(r"^\| (\d+) \|", OFFICIAL_MD.read_text(), flags=re.M)}
+    switched = {s.row for s in SWITCHES.values()}
+    assert not switched & set(PENDING)
+    assert rows - set(NOT_RESULTS) == switched | set(PENDING)
+
+
+def test_switches_default_to_clean_and_the_paper_configs_set_them():
+    schema = C.schema()["properties"]["protocol"]["properties"]
+    assert set(schema) == set(SWITCHES)
+    assert all(getattr(C.from_dict({}).protocol, name) == CLEAN for name in SWITCHES)
+    paper = C.from_dict(merged("config/paper.yaml")).protocol
+    assert all(getattr(paper, name) == OFFICIAL for name in SWITCHES)
+    clean = C.from_dict(merged("config/paper.yaml", "config/paper_clean.yaml")).protocol
+    assert all(getattr(clean, name) == CLEAN for name in SWITCHES)
+
+
+def test_a_bad_switch_value_names_the_key():
+    with pytest.raises(C.ConfigError, match=r"protocol.steering_position: 'cached' is not one of \['clean', 'official'\]"):
+        C.from_dict({"protocol": {"steering_position": "cached"}})
+
+
+@pytest.mark.parametrize("value, semantics, compound", [(CLEAN, "cached", False), (OFFICIAL, "recomputed", True)])
+def test_the_steering_switches_reach_the_optimiser(value, semantics, compound):
+    params = C.from_dict({"protocol": {"steering_position": value, "alpha_compounding": value}})
+    cfg = step_config(params, 0.5, 0, 30)
+    assert (cfg.semantics, cfg.compound) == (semantics, compound)
+
+
+def test_the_optimiser_hands_the_switches_to_the_llm_and_records_them():
+    from test_optimizer import ACC, TASK, TableFitness
+
+    from glov.llm import FakeLLM
+    from glov.optimizer import StepConfig, init_state, step
+
+    fit = TableFitness(ACC)
+    for semantics, compound in [("cached", False), ("recomputed", True)]:
+        llm = FakeLLM(["a sketch of a <category>.", "a toy <category>."])
+        cfg = StepConfig(candidates=1, alpha=0.5, layer=2, semantics=semantics, compound=compound)
+        state, _ = init_state("a photo of a {}.", fit)
+        state, _ = step(state, llm, fit, TASK, cfg)
+        state, record = step(state, llm, fit, TASK, cfg)
+        steer = llm.calls[-1][1]
+        assert (steer.semantics, steer.compound, steer.alpha) == (semantics, compound, 0.5)
+        assert ("semantics" in record["steering"]) == (semantics != "cached")
+
+
+def test_the_protocol_doc_lists_every_switch_and_pending_row():
+    doc = (REPO / "docs/PROTOCOL.md").read_text()
+    assert all(f"| `{name}` | {s.row} |" in doc for name, s in SWITCHES.items())
+    assert all(re.search(rf"^\| {row} \| ", doc, flags=re.M) for row in PENDING)
