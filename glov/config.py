@@ -108,6 +108,7 @@ class ProtocolConfig:
 
     steering_position: str = "clean"
     alpha_compounding: str = "clean"
+    final_set: str = "clean"
 
 
 @dataclass(frozen=True)

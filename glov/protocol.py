@@ -36,6 +36,12 @@ SWITCHES: dict[str, Switch] = {
         "the offset is multiplied by alpha again before every generated token, across a step's samples in "
         "order (alpha^n; in the vector's dtype, so it underflows to exact zeros)",
     ),
+    "final_set": Switch(
+        16, ("score",),
+        "at each step the top-k (eval.ensemble_size) templates of the whole history so far; step and alpha chosen on val",
+        "at each step the top-k of that step's own candidates (a step with none is not selectable); step and alpha "
+        "still chosen on val, as the paper says (the code picks neither)",
+    ),
 }
 
 PENDING: dict[int, str] = {
@@ -51,7 +57,6 @@ PENDING: dict[int, str] = {
     13: "val split of 1 image per class",
     14: "ImageNet-R/-A/-Sketch split 60/20/20 from the target set",
     15: "ImageNet-V2 reuses ImageNet's prompts",
-    16: "final prompt set: top 3 of the step's own candidates",
     17: "the seed redraws the few-shot split",
     18: "LLaVA path details",
 }

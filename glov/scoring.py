@@ -41,8 +41,10 @@ def ensemble(weights: Sequence[torch.Tensor]) -> torch.Tensor:
     return F.normalize(torch.stack([F.normalize(w, dim=-1) for w in weights]).mean(dim=0), dim=-1)
 
 
-def top_templates(history: Sequence[Candidate], k: int, up_to_step: int | None = None) -> list[str]:
-    pool = [c for c in history if up_to_step is None or c.step <= up_to_step]
+def top_templates(history: Sequence[Candidate], k: int, up_to_step: int | None = None, own_step_only: bool = False) -> list[str]:
+    """The k best by train accuracy of the history up to ``up_to_step``, or (``own_step_only``, the
+    official final set) of the candidates that step itself produced."""
+    pool = [c for c in history if up_to_step is None or (c.step == up_to_step if own_step_only else c.step <= up_to_step)]
     return [c.template for c in reversed(ranked(pool)[-k:])]
 
 

@@ -78,3 +78,23 @@ def test_the_protocol_doc_lists_every_switch_and_pending_row():
     doc = (REPO / "docs/PROTOCOL.md").read_text()
     assert all(f"| `{name}` | {s.row} |" in doc for name, s in SWITCHES.items())
     assert all(re.search(rf"^\| {row} \| ", doc, flags=re.M) for row in PENDING)
+
+
+def test_the_official_final_set_is_the_top_k_of_the_step_own_candidates():
+    """OFFICIAL.md row 16 on a hand-built chain: step 2 improves nothing, so the clean set stays the
+    history's best three while the official set is step 2's own; step 3 scored no candidate."""
+    from glov.jobs.evaluate import score_chain
+    from glov.optimizer.state import Candidate, State
+
+    history = (Candidate("a photo of a {}.", 40.0, 0), Candidate("A {}.", 60.0, 1), Candidate("B {}.", 50.0, 1),
+               Candidate("C {}.", 30.0, 2), Candidate("D {}.", 20.0, 2), Candidate("E {}.", 10.0, 2))
+    state = State(step=3, history=history, best=history[1])
+    val = {"a photo of a {}.": 1.0, "A {}.": 2.0, "B {}.": 3.0, "C {}.": 9.0, "D {}.": 8.0, "E {}.": 7.0}
+    fit = {split: (lambda ts, split=split: sum(val[t] for t in ts) / len(ts) + (split == "test")) for split in ("train", "val", "test")}
+    manifest = {"dataset": "toy"}
+    clean = score_chain(C.from_dict({}), manifest, state, fit)
+    official = score_chain(C.from_dict({"protocol": {"final_set": "official"}}), manifest, state, fit)
+    assert clean["templates"] == ["A {}.", "B {}.", "a photo of a {}."] and clean["chosen_step"] == 1
+    assert official["templates"] == ["C {}.", "D {}.", "E {}."] and official["chosen_step"] == 2
+    assert official["test_acc"] == 9.0 and [p["step"] for p in official["curve"]] == [0, 1, 2, 3]
+    assert official["curve"][3]["topk_val"] == official["curve"][2]["topk_val"]  # step 3: nothing of its own

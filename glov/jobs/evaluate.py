@@ -11,6 +11,7 @@ from glov.io import read_json, write_json
 from glov.jobs.common import answering, track
 from glov.jobs.embed import Scorer
 from glov.optimizer.state import State
+from glov.protocol import is_official
 from glov.scoring import select_step, top_templates
 
 
@@ -34,14 +35,19 @@ def score_runs(
 
 
 def score_chain(params: C.Params, manifest: dict, state: State, fit: Mapping[str, Callable]) -> dict:
-    """Per step: top-k ensemble of the history so far on train and val; the best val step goes to
+    """Per step: top-k ensemble of the history so far (official final set: of the step's own
+    candidates) on train and val; the best val step goes to
     test (the baselines are scored by :mod:`glov.jobs.baselines`, on the same splits). An
     answering VLM takes one prompt, so there k = 1."""
     k = 1 if answering(params) else params.eval.ensemble_size
+    own_step_only = is_official(params.protocol, "final_set")
     curve, templates_by_step, val_by_step = [], {}, {}
     for s in range(state.step + 1):
-        templates = top_templates(state.history, k, s)
+        templates = top_templates(state.history, k, s, own_step_only)
         best_so_far = max(c.accuracy for c in state.history if c.step <= s)
+        if not templates:  # official set of a step none of whose candidates was scored: not selectable
+            curve.append({**curve[-1], "step": s, "best_train": best_so_far})
+            continue
         templates_by_step[s] = templates
         val_by_step[s] = fit["val"](templates)
         curve.append({"step": s, "best_train": best_so_far, "topk_train": fit["train"](templates), "topk_val": val_by_step[s]})

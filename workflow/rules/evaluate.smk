@@ -20,6 +20,7 @@ if ALPHAS:
         params:
             alphas=[float(a) for a in ALPHAS],
             eval=only("eval", "ensemble_size"),
+            protocol=only("protocol", *rule_switches("score")),
             base_template=config["optimizer"]["base_template"],
         threads: 1
         resources:
