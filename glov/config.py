@@ -108,6 +108,8 @@ class ProtocolConfig:
 
     steering_position: str = "clean"
     alpha_compounding: str = "clean"
+    fitness_loader: str = "clean"
+    val_split: str = "clean"
     final_set: str = "clean"
 
 

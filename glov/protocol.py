@@ -36,6 +36,13 @@ SWITCHES: dict[str, Switch] = {
         "the offset is multiplied by alpha again before every generated token, across a step's samples in "
         "order (alpha^n; in the vector's dtype, so it underflows to exact zeros)",
     ),
+    "fitness_loader": Switch(
+        12, ("prep_dataset",),
+        "every 1-shot image is in the fitness set",
+        "the train loader's drop_last (batch 50): a set of 50 or more images keeps a multiple of 50, a seeded "
+        "random subset as the loader's random sampler leaves; a smaller set stays whole",
+    ),
+    "val_split": Switch(13, ("prep_dataset",), "data.val_per_class val images per class (4 in the paper configs)", "1 val image per class"),
     "final_set": Switch(
         16, ("score",),
         "at each step the top-k (eval.ensemble_size) templates of the whole history so far; step and alpha chosen on val",
@@ -53,8 +60,6 @@ PENDING: dict[int, str] = {
     6: "parser (text after the last colon, no length limit, several {})",
     7: "invalid and duplicate candidates scored and kept",
     8: "steering vector (<category> form, BOS, end-of-turn padding, float16)",
-    12: "fitness set truncated to a multiple of 50",
-    13: "val split of 1 image per class",
     14: "ImageNet-R/-A/-Sketch split 60/20/20 from the target set",
     15: "ImageNet-V2 reuses ImageNet's prompts",
     17: "the seed redraws the few-shot split",
@@ -65,6 +70,15 @@ PENDING: dict[int, str] = {
 def rule_switches(rule: str) -> list[str]:
     """The switches a rule's outputs depend on (its ``params:`` and result-store key)."""
     return [name for name, s in SWITCHES.items() if rule in s.rules]
+
+
+def data_switches(protocol: dict) -> dict:
+    """The non-clean switches that change a dataset's splits: part of every result-store key of
+    work on that dataset (clean keys stay as they were before the switches existed)."""
+    return {k: v for k, v in protocol.items() if v != CLEAN and "prep_dataset" in SWITCHES[k].rules}
+
+
+FITNESS_BATCH = 50  # the official train loader's batch size
 
 
 def is_official(protocol: object, name: str) -> bool:

@@ -98,3 +98,29 @@ def test_the_official_final_set_is_the_top_k_of_the_step_own_candidates():
     assert official["templates"] == ["C {}.", "D {}.", "E {}."] and official["chosen_step"] == 2
     assert official["test_acc"] == 9.0 and [p["step"] for p in official["curve"]] == [0, 1, 2, 3]
     assert official["curve"][3]["topk_val"] == official["curve"][2]["topk_val"]  # step 3: nothing of its own
+
+
+def test_the_official_loader_and_val_split_on_a_hand_built_folder(tmp_path, monkeypatch):
+    """Rows 12 and 13 through the prep job: 60 classes, 1 shot each -> 50 fitness images (a seeded
+    subset, the same every time), 1 val image per class; 40 classes stay whole."""
+    from conftest import write_imagefolder
+
+    from glov.data.splits import drop_last_batch
+    from glov.io import read_json
+    from glov.jobs.data import prepare_dataset
+
+    assert drop_last_batch(list(range(49)), 50, 0) == list(range(49))
+    kept = drop_last_batch(list(range(120)), 50, 0)
+    assert len(kept) == 100 and kept == sorted(kept) and kept == drop_last_batch(list(range(120)), 50, 0)
+    for n_classes, expected_train in [(60, 50), (40, 40)]:
+        root = write_imagefolder(tmp_path / f"c{n_classes}", {f"class{i:02d}": 4 for i in range(n_classes)}, size=4)
+        custom = {"custom": {"toy": {"layout": "imagefolder", "path": str(root), "description": "toy"}}}
+        sizes = {}
+        for value in (CLEAN, OFFICIAL):
+            params = C.from_dict({"data": {"root": str(tmp_path), "datasets": ["toy"], "val_per_class": 2, "test_per_class": 1, **custom},
+                                  "protocol": {"fitness_loader": value, "val_split": value}, "tracking": {"mlflow": False}})
+            out = tmp_path / f"{n_classes}-{value}.json"
+            prepare_dataset(params, "toy", out)
+            sizes[value] = {k: len(v) for k, v in read_json(out)["splits"].items()}
+        assert sizes[CLEAN] == {"train": n_classes, "val": 2 * n_classes, "test": n_classes}
+        assert sizes[OFFICIAL] == {"train": expected_train, "val": n_classes, "test": n_classes}

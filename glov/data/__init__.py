@@ -15,7 +15,7 @@ from typing import Callable, Mapping
 
 import yaml
 
-from glov.data.splits import LabelledPools, make_splits
+from glov.data.splits import LabelledPools, drop_last_batch, make_splits
 
 
 class DataError(RuntimeError):
@@ -110,11 +110,15 @@ def prepare(
     test_per_class: int | None,
     seed: int,
     custom: Mapping[str, Mapping[str, str]] | None = None,
+    fitness_batch: int | None = None,
 ) -> dict:
-    """Build the manifest of one dataset: class names, description and seeded splits."""
+    """Build the manifest of one dataset: class names, description and seeded splits (with
+    ``fitness_batch``, the train split a ``drop_last`` loader of that batch size serves)."""
     spec = get_dataset_spec(name, custom)
     pools = load_pools(spec, root)
     splits = make_splits(pools, shots, val_per_class, test_per_class, seed)
+    if fitness_batch:
+        splits["train"] = drop_last_batch(splits["train"], fitness_batch, seed)
     return {
         "dataset": spec.name,
         "description": spec.description,

@@ -68,3 +68,12 @@ def make_splits(
         test_pool = rest if test is None else test[label]
         out["test"] += [(p, label) for p in test_pool[:test_per_class]]
     return out
+
+
+def drop_last_batch(items: list[Item], batch: int, seed: int) -> list[Item]:
+    """What a shuffling loader with ``drop_last`` serves of ``items``: a multiple of ``batch`` (the
+    official fitness set), a seeded random subset in the original order; fewer than one batch stay whole."""
+    if len(items) < batch:
+        return list(items)
+    keep = sorted(random.Random(f"{seed}:drop_last").sample(range(len(items)), len(items) // batch * batch))
+    return [items[i] for i in keep]

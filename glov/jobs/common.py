@@ -96,7 +96,11 @@ def process_start() -> float:
 def dataset_params(p: dict, dataset: str) -> dict:
     """The data params (of ``asdict(params)``) one dataset's results depend on: not the run's list of
     datasets, nor the custom entries of the others. Part of every result-store key."""
-    return {k: v for k, v in p["data"].items() if k not in ("datasets", "custom")} | {"custom": p["data"]["custom"].get(dataset)}
+    from glov.protocol import data_switches
+
+    switches = data_switches(p.get("protocol", {}))
+    return ({k: v for k, v in p["data"].items() if k not in ("datasets", "custom")} | {"custom": p["data"]["custom"].get(dataset)}
+            | ({"protocol": switches} if switches else {}))
 
 
 def split_inputs(inputs: Any) -> dict[str, str | None]:

@@ -11,6 +11,7 @@ from glov.data import get_dataset_spec, prepare
 from glov.data.integrity import check_manifest_images
 from glov.io import write_json
 from glov.jobs.common import track
+from glov.protocol import FITNESS_BATCH, is_official, rule_switches
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,9 @@ def export_bundled_dataset(params: C.Params, dataset: str, out_dir: str | Path) 
 def prepare_dataset(params: C.Params, dataset: str, out: str | Path) -> None:
     d = params.data
     with track(params, f"prep_dataset/{dataset}", {"dataset": dataset}) as tracker:
-        manifest = prepare(dataset, d.root, d.shots, d.val_per_class, d.test_per_class, d.seed, d.custom)
+        official = {name: is_official(params.protocol, name) for name in rule_switches("prep_dataset")}
+        manifest = prepare(dataset, d.root, d.shots, 1 if official["val_split"] else d.val_per_class, d.test_per_class, d.seed, d.custom,
+                           FITNESS_BATCH if official["fitness_loader"] else None)
         # every image opened once now, all bad ones named at once, before any job embeds them
         check_manifest_images(manifest, relists=get_dataset_spec(dataset, d.custom).layout == "imagefolder")
         write_json(out, manifest)

@@ -28,6 +28,7 @@ rule prep_dataset:
         "../envs/glov.yaml"
     params:
         data=only("data", "root", "shots", "val_per_class", "test_per_class", "seed"),
+        protocol=only("protocol", *rule_switches("prep_dataset")),
         custom=lambda w: config["data"]["custom"].get(w.dataset, {}),
         listing=dataset_listing,  # changes when the folder's files do: deleting a bad image is enough
     script:
