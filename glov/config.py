@@ -106,6 +106,8 @@ class SteeringConfig:
 class ProtocolConfig:
     """One switch per results-changing row of the official code's differences (see glov.protocol)."""
 
+    chat_header: str = "clean"
+    token_budget: str = "clean"
     steering_position: str = "clean"
     alpha_compounding: str = "clean"
     fitness_loader: str = "clean"

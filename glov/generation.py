@@ -64,6 +64,7 @@ class Row:
     semantics: str = CACHED
     compound: float | None = None  # official alpha^n: offset is v, multiplied by this before every forward
     group: int = 0  # compounding rows of one group share the count of forwards, in list order
+    eos: tuple[int, ...] | None = None  # the tokens this row stops at, if not the batch's
 
 
 def warpers(temperature: float, top_k: int, top_p: float) -> list:
@@ -90,12 +91,13 @@ def next_tokens(logits: torch.Tensor, rows: Sequence[Row], active: Sequence[int]
     groups: dict[tuple, list[int]] = {}
     for b in active:
         r = rows[b]
-        groups.setdefault((r.temperature, r.top_k, r.top_p, generated[b] < r.min_new_tokens), []).append(b)
+        stops = tuple(eos if r.eos is None else r.eos) if generated[b] < r.min_new_tokens else ()
+        groups.setdefault((r.temperature, r.top_k, r.top_p, stops), []).append(b)
     out = {}
-    for (temperature, top_k, top_p, below_min), members in groups.items():
+    for (temperature, top_k, top_p, stops), members in groups.items():
         scores = logits[members].float()
-        if below_min and eos:
-            scores[:, list(eos)] = -float("inf")
+        if stops:  # below min_new_tokens: the row's end-of-sequence tokens cannot be drawn
+            scores[:, list(stops)] = -float("inf")
         if temperature == 0:
             out.update(zip(members, scores.argmax(dim=-1).tolist()))
             continue
@@ -284,7 +286,7 @@ def _decode(model: nn.Module, rows: Sequence[Row], offsets: Sequence[_Offsets], 
             chosen = next_tokens(logits, rows, active, [len(o) for o in out], eos, gens)
             for b, token in chosen.items():
                 out[b].append(token)
-                done[b] = token in eos or len(out[b]) >= rows[b].max_new_tokens
+                done[b] = token in (eos if rows[b].eos is None else rows[b].eos) or len(out[b]) >= rows[b].max_new_tokens
             tokens = torch.tensor([chosen.get(b, pad) for b in range(len(rows))], device=device)[:, None]
             positions = positions + 1
             t += 1

@@ -37,6 +37,7 @@ class Sampling:
     top_k: int = 50
     max_new_tokens: int = 50
     min_new_tokens: int = 0  # > 0 only to make benchmarks generate a fixed number of tokens
+    eos: str = "model"  # stop at the model's end tokens (what generate() stops at), or "tokenizer": its eos_token only
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class Request:
     seeds: tuple[int, ...]
     sampling: Sampling
     steer: Steer | None = None
+    generation_prompt: bool = True  # False: the chat ends with the user turn, the model writes the assistant header
 
 
 class LLM(Protocol):
@@ -206,8 +208,8 @@ class HFLLM(_OneChat):
             ) from None
         return cls(model.to(device), tok, device, max_rows)
 
-    def encode_chat(self, messages: Messages) -> torch.Tensor:
-        ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    def encode_chat(self, messages: Messages, generation_prompt: bool = True) -> torch.Tensor:
+        ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=generation_prompt, return_tensors="pt", return_dict=True)
         return ids["input_ids"].to(self.device)
 
     def sample(self, requests: Sequence[Request]) -> list[list[str]]:
@@ -230,14 +232,15 @@ class HFLLM(_OneChat):
 
         rows = []
         for group, request in enumerate(requests):
-            prompt = tuple(self.encode_chat(request.messages)[0].tolist())
+            prompt = tuple(self.encode_chat(request.messages, request.generation_prompt)[0].tolist())
             s, steer = request.sampling, request.steer
+            eos = None if s.eos == "model" or self.tokenizer.eos_token_id is None else (self.tokenizer.eos_token_id,)
             steered = steer is not None and steer.alpha != 0
             compound = steer.alpha if steered and steer.compound else None
             offset = (steer.vector.vector if compound is not None else steer.alpha * steer.vector.vector) if steered else None
             semantics = steer.semantics if steered else "cached"
-            rows += [Row(prompt, seed, s.temperature, s.top_k, s.top_p, s.max_new_tokens, s.min_new_tokens, offset, semantics, compound, group)
-                     for seed in request.seeds]
+            rows += [Row(prompt, seed, s.temperature, s.top_k, s.top_p, s.max_new_tokens, s.min_new_tokens, offset, semantics, compound, group,
+                         eos) for seed in request.seeds]
         tokens = sample_rows(self.model, rows, layer, self.eos_ids, self.tokenizer.pad_token_id, self.device)
         texts = iter(self.tokenizer.batch_decode(tokens, skip_special_tokens=True))
         return [[next(texts) for _ in r.seeds] for r in requests]

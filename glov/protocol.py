@@ -24,6 +24,16 @@ class Switch:
 
 
 SWITCHES: dict[str, Switch] = {
+    "chat_header": Switch(
+        4, ("glov_steps",),
+        "the chat template with the generation prompt: the assistant header is part of the prompt",
+        "without it: the model writes the assistant header itself, inside its token budget",
+    ),
+    "token_budget": Switch(
+        5, ("glov_steps",),
+        "every request: optimizer.max_new_tokens (50), stopping at the model's end tokens",
+        "steered requests: 75 new tokens, stopping at the tokenizer's EOS token only (unsteered: as clean)",
+    ),
     "steering_position": Switch(
         9, ("glov_steps",),
         "KV cache: each generated position is steered when generated and stays steered in the cache",
@@ -55,8 +65,6 @@ PENDING: dict[int, str] = {
     1: "system message",
     2: "first user message (paper dataset names and descriptions, raw accuracies)",
     3: "later user messages (best and worst blocks, int() accuracies)",
-    4: "chat template without the generation prompt",
-    5: "token budgets (75 guided tokens, stop at EOS only)",
     6: "parser (text after the last colon, no length limit, several {})",
     7: "invalid and duplicate candidates scored and kept",
     8: "steering vector (<category> form, BOS, end-of-turn padding, float16)",
@@ -79,6 +87,7 @@ def data_switches(protocol: dict) -> dict:
 
 
 FITNESS_BATCH = 50  # the official train loader's batch size
+GUIDED_NEW_TOKENS = 75  # the official guided loop's token budget
 
 
 def is_official(protocol: object, name: str) -> bool:

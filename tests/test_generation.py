@@ -102,3 +102,19 @@ def test_requests_cut_into_batches_of_at_most_max_rows_give_the_same_completions
     outputs = {rows: HFLLM.load(LLMSpec(str(tiny_llm_dir)), max_rows=rows).sample(requests) for rows in (1, 6, 64)}
     assert outputs[1] == outputs[6] == outputs[64]
     assert [len(o) for o in outputs[64]] == [3, 3, 3, 3] and len({t for o in outputs[64] for t in o}) > 1
+
+
+def test_a_row_may_stop_at_its_own_end_tokens(model):
+    """The official guided loop stops at the tokenizer's EOS only: a row's ``eos`` replaces the batch's."""
+    seeds = range(8)
+    plain = run(model, [Row(PROMPT, seed, max_new_tokens=40) for seed in seeds])
+    stop_at = 17
+    own = run(model, [Row(PROMPT, seed, max_new_tokens=40, eos=(stop_at,)) for seed in seeds])
+    for a, b in zip(plain, own):  # the same draws until one of the two stops
+        cut = next((i + 1 for i, t in enumerate(a) if t == stop_at), None)
+        if cut is not None:
+            assert b == a[:cut]
+        else:
+            assert b[: len(a)] == a and (len(b) == 40 or b[-1] == stop_at)
+    assert any(a[-1] == EOS and len(b) > len(a) for a, b in zip(plain, own))  # the batch's EOS did not stop it
+    assert any(b[-1] == stop_at for b in own)

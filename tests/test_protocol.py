@@ -124,3 +124,43 @@ def test_the_official_loader_and_val_split_on_a_hand_built_folder(tmp_path, monk
             sizes[value] = {k: len(v) for k, v in read_json(out)["splits"].items()}
         assert sizes[CLEAN] == {"train": n_classes, "val": 2 * n_classes, "test": n_classes}
         assert sizes[OFFICIAL] == {"train": expected_train, "val": n_classes, "test": n_classes}
+
+
+def test_the_official_chat_header_and_token_budget_reach_the_requests():
+    """Rows 4 and 5: without the generation prompt; steered requests 75 tokens to the tokenizer's EOS
+    only, unsteered requests as clean."""
+    from test_optimizer import ACC, TASK, TableFitness
+
+    from glov.llm import FakeLLM
+    from glov.optimizer import advance, init_state, propose
+
+    fit = TableFitness(ACC)
+    for value in (CLEAN, OFFICIAL):
+        params = C.from_dict({"protocol": {"chat_header": value, "token_budget": value}})
+        cfg = step_config(params, 1.0, 0, 4)
+        llm = FakeLLM(["a sketch of a <category>."])
+        state, _ = init_state("a photo of a {}.", fit)
+        first = propose(state, llm, TASK, cfg)  # no guidance yet: unsteered
+        state, _ = advance(state, first, ["a sketch of a <category>."], fit, cfg)
+        second = propose(state, llm, TASK, cfg)  # steered
+        assert first.request.steer is None and second.request.steer is not None
+        assert {first.request.generation_prompt, second.request.generation_prompt} == {value == CLEAN}
+        assert (first.request.sampling.max_new_tokens, first.request.sampling.eos) == (50, "model")
+        expected = (75, "tokenizer") if value == OFFICIAL else (50, "model")
+        assert (second.request.sampling.max_new_tokens, second.request.sampling.eos) == expected
+
+
+def test_an_llm_request_without_the_header_and_stopping_at_the_tokenizer_eos(tiny_llm_dir, monkeypatch):
+    import glov.generation
+    from glov.llm import HFLLM, LLMSpec, Request, Sampling
+
+    llm = HFLLM.load(LLMSpec(str(tiny_llm_dir)))
+    llm.tokenizer.eos_token = llm.tokenizer.sep_token  # MiniLM's tokenizer names none; a chat LLM's does
+    msgs = [{"role": "user", "content": "name a template"}]
+    with_header, without = llm.encode_chat(msgs)[0].tolist(), llm.encode_chat(msgs, generation_prompt=False)[0].tolist()
+    assert llm.tokenizer.decode(with_header).rstrip().endswith("assistant :") and "assistant" not in llm.tokenizer.decode(without)
+    seen = []
+    monkeypatch.setattr(glov.generation, "sample_rows", lambda model, rows, *a, **k: seen.extend(rows) or [[] for _ in rows])
+    llm.sample([Request(msgs, (1,), Sampling()), Request(msgs, (2,), Sampling(eos="tokenizer"), generation_prompt=False)])
+    assert [list(r.prompt) for r in seen] == [with_header, without]
+    assert [r.eos for r in seen] == [None, (llm.tokenizer.sep_token_id,)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -18,7 +18,7 @@ from glov.jobs.embed import Scorer
 from glov.optimizer import StepConfig, Task, init_state
 from glov.optimizer.prompts import QUESTION, TEMPLATE
 from glov.optimizer.state import State
-from glov.protocol import CLEAN, is_official, rule_switches
+from glov.protocol import CLEAN, GUIDED_NEW_TOKENS, is_official, rule_switches
 from glov.generation import CACHED, RECOMPUTED
 from glov.steering import resolve_layer
 
@@ -29,8 +29,11 @@ def step_config(params: C.Params, alpha: float, seed: int, n_layers: int) -> Ste
     o = params.optimizer
     layer = resolve_layer(params.steering.layer, params.steering.layer_fraction, n_layers)
     official = {name: is_official(params.protocol, name) for name in rule_switches("glov_steps")}
-    return StepConfig(o.candidates, o.topk, llm_sampling(params), alpha, layer, seed, QUESTION if answering(params) else TEMPLATE,
-                      semantics=RECOMPUTED if official["steering_position"] else CACHED, compound=official["alpha_compounding"])
+    sampling = llm_sampling(params)
+    guided = replace(sampling, max_new_tokens=GUIDED_NEW_TOKENS, eos="tokenizer") if official["token_budget"] else None
+    return StepConfig(o.candidates, o.topk, sampling, alpha, layer, seed, QUESTION if answering(params) else TEMPLATE,
+                      semantics=RECOMPUTED if official["steering_position"] else CACHED, compound=official["alpha_compounding"],
+                      guided_sampling=guided, generation_prompt=not official["chat_header"])
 
 def _step_key(params: C.Params, dataset: str, alpha: float, seed: int, step_index: int, previous: State | None) -> str:
     """Everything one chain's step depends on, and nothing else: not the other chains, seeds,

@@ -38,6 +38,8 @@ class StepConfig:
     kind: str = TEMPLATE  # QUESTION for encoder-decoder VLMs: whole prompts, no placeholder
     semantics: str = "cached"  # or "recomputed": the official steering position (glov.generation)
     compound: bool = False  # the official alpha^n over a step's candidates
+    guided_sampling: Sampling | None = None  # what steered requests use, if not ``sampling`` (official: 75 tokens, EOS only)
+    generation_prompt: bool = True  # official: the chat template without the assistant header
 
 
 def init_state(base_template: str, fitness: Fitness) -> tuple[State, dict]:
@@ -114,7 +116,8 @@ def propose(state: State, llm: LLM, task: Task, cfg: StepConfig) -> Proposal:
         steering_record.update(active=True, positive=state.guidance.positive, negative=state.guidance.negative, norm=round(vector.norm, 4))
         if (cfg.semantics, cfg.compound) != ("cached", False):  # recorded where it departs from the default only
             steering_record.update(semantics=cfg.semantics, compound=cfg.compound)
-    request = Request(messages, candidate_seeds(cfg.seed, task.dataset, t, cfg.candidates), cfg.sampling, steer)
+    sampling = cfg.guided_sampling if steer is not None and cfg.guided_sampling is not None else cfg.sampling
+    request = Request(messages, candidate_seeds(cfg.seed, task.dataset, t, cfg.candidates), sampling, steer, cfg.generation_prompt)
     return Proposal(t, request, steering_record)
 
 

@@ -11,6 +11,7 @@ rule export_bundled_dataset:
         subdir="|".join(spec.subdir for spec in BUNDLED.values()) or "^$",
     params:
         dataset=lambda w: next(n for n, s in BUNDLED.items() if s.subdir == w.subdir),
+    priority: 60  # the critical path: data -> embed -> GLOV steps -> score (the LLM baselines can wait)
     script:
         "../scripts/export_bundled_dataset.py"
 
@@ -31,6 +32,7 @@ rule prep_dataset:
         protocol=only("protocol", *rule_switches("prep_dataset")),
         custom=lambda w: config["data"]["custom"].get(w.dataset, {}),
         listing=dataset_listing,  # changes when the folder's files do: deleting a bad image is enough
+    priority: 60
     script:
         "../scripts/prep_dataset.py"
 
@@ -50,7 +52,7 @@ rule embed_images:
     params:
         splits=SPLITS,
         vlm=only("vlm", "name", "arch", "pretrained"),
-    threads: 2
+    threads: 1  # short, and on the critical path: it starts as soon as one core is free, not two
     resources:
         mem_mb=4000,
         gpu=gpus("vlm"),
