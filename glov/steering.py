@@ -4,8 +4,9 @@ GLOV's guidance is v = H(p+) - H(p-), the difference of the mean hidden states o
 second-best prompts at decoder layer l; during generation alpha * v is added to layer l's output
 at the newest position. With a KV cache every decoding call holds exactly one new token per row
 (:mod:`glov.generation`), so "last position of each forward call" is exactly "the position being
-generated", and alpha is applied once per token (the official code re-multiplies it, compounding
-alpha^n).
+generated", and alpha is applied once per token. The official code's other choices (the offset at
+the last position of a recomputed sequence only; alpha re-multiplied per token, alpha^n) are
+``protocol`` switches, run by :mod:`glov.generation` (docs/PROTOCOL.md).
 """
 
 from __future__ import annotations
