@@ -108,6 +108,7 @@ class ProtocolConfig:
 
     chat_header: str = "clean"
     token_budget: str = "clean"
+    steering_vector: str = "clean"
     steering_position: str = "clean"
     alpha_compounding: str = "clean"
     fitness_loader: str = "clean"

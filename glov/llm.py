@@ -77,6 +77,8 @@ class LLM(Protocol):
 
     def mean_hidden(self, text: str, layer: int) -> SteeringVector: ...
 
+    def official_difference(self, positive: str, negative: str, layer: int) -> SteeringVector: ...
+
 
 def row_batches(requests: Sequence[Request], max_rows: int) -> list[list[Request]]:
     """Consecutive requests, cut into batches of at most ``max_rows`` completions (a request
@@ -249,6 +251,19 @@ class HFLLM(_OneChat):
         ids = self.tokenizer(text, return_tensors="pt")["input_ids"].to(self.device)
         return mean_hidden_state(self.model, ids, layer)
 
+    def official_difference(self, positive: str, negative: str, layer: int) -> SteeringVector:
+        """The official steering vector (OFFICIAL.md row 8): both texts as given (``<category>``
+        form) with the tokenizer's BOS, the shorter right-padded with end-of-turn token strings
+        (the tokenizer's EOS) to the same length, each the mean over every position, BOS and
+        padding included, in float16, then their difference."""
+        lengths = [len(self.tokenizer(t)["input_ids"]) for t in (positive, negative)]
+        pad = self.tokenizer.eos_token or ""
+        means = []
+        for text, n in zip((positive, negative), lengths):
+            ids = self.tokenizer(text + pad * (max(lengths) - n), return_tensors="pt")["input_ids"].to(self.device)
+            means.append(mean_hidden_state(self.model, ids, layer, include_first=True).vector.half())
+        return SteeringVector(layer, means[0] - means[1])
+
 
 class FakeLLM(_OneChat):
     """Scripted answers for tests: cycles through ``answers``; hidden states are seeded hashes."""
@@ -271,3 +286,6 @@ class FakeLLM(_OneChat):
     def mean_hidden(self, text: str, layer: int) -> SteeringVector:
         g = torch.Generator().manual_seed(int(hashlib.sha256(f"{text}|{layer}".encode()).hexdigest()[:12], 16))
         return SteeringVector(layer, torch.randn(self.hidden, generator=g))
+
+    def official_difference(self, positive: str, negative: str, layer: int) -> SteeringVector:
+        return SteeringVector(layer, self.mean_hidden(positive, layer).vector.half() - self.mean_hidden(negative, layer).vector.half())

@@ -34,6 +34,12 @@ SWITCHES: dict[str, Switch] = {
         "every request: optimizer.max_new_tokens (50), stopping at the model's end tokens",
         "steered requests: 75 new tokens, stopping at the tokenizer's EOS token only (unsteered: as clean)",
     ),
+    "steering_vector": Switch(
+        8, ("glov_steps",),
+        "H(p) = mean of the layer's output over the tokens of the {} form, the first (BOS, an attention sink) excluded",
+        "the <category> form with BOS, the shorter of p+ and p- right-padded with end-of-turn token strings to equal "
+        "length, the mean over every position (BOS and padding included), in float16",
+    ),
     "steering_position": Switch(
         9, ("glov_steps",),
         "KV cache: each generated position is steered when generated and stays steered in the cache",
@@ -67,7 +73,6 @@ PENDING: dict[int, str] = {
     3: "later user messages (best and worst blocks, int() accuracies)",
     6: "parser (text after the last colon, no length limit, several {})",
     7: "invalid and duplicate candidates scored and kept",
-    8: "steering vector (<category> form, BOS, end-of-turn padding, float16)",
     14: "ImageNet-R/-A/-Sketch split 60/20/20 from the target set",
     15: "ImageNet-V2 reuses ImageNet's prompts",
     17: "the seed redraws the few-shot split",

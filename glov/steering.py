@@ -132,8 +132,9 @@ class _Recorder:
 
 
 @torch.inference_mode()
-def mean_hidden_state(model: nn.Module, input_ids: torch.Tensor, layer: int) -> SteeringVector:
-    """Mean of layer ``layer``'s output over the tokens of one sequence, first token excluded.
+def mean_hidden_state(model: nn.Module, input_ids: torch.Tensor, layer: int, include_first: bool = False) -> SteeringVector:
+    """Mean of layer ``layer``'s output over the tokens of one sequence, first token excluded
+    (``include_first``: kept, as the official code keeps it).
 
     The first position is an attention sink with a norm ~100x the others in small LLMs; keeping
     it would make every sentence vector nearly the same.
@@ -141,7 +142,7 @@ def mean_hidden_state(model: nn.Module, input_ids: torch.Tensor, layer: int) -> 
     with _Recorder(decoder_layers(model)[layer]) as rec:
         model(input_ids=input_ids, use_cache=False, logits_to_keep=1)  # only the hidden states are read
     h = rec.outputs[0][0]
-    tokens = h[1:] if h.shape[0] > 1 else h
+    tokens = h[1:] if h.shape[0] > 1 and not include_first else h
     return SteeringVector(layer, tokens.float().mean(dim=0).cpu())
 
 

@@ -164,3 +164,27 @@ def test_an_llm_request_without_the_header_and_stopping_at_the_tokenizer_eos(tin
     llm.sample([Request(msgs, (1,), Sampling()), Request(msgs, (2,), Sampling(eos="tokenizer"), generation_prompt=False)])
     assert [list(r.prompt) for r in seen] == [with_header, without]
     assert [r.eos for r in seen] == [None, (llm.tokenizer.sep_token_id,)]
+
+
+def test_the_official_steering_vector_on_a_hand_built_case(tiny_llm_dir):
+    """Row 8: <category> forms with BOS, the shorter padded with end-of-turn strings to equal length,
+    every position averaged (BOS and padding included), float16; clean: {} forms, BOS left out, float32."""
+    import torch
+
+    from glov.llm import HFLLM, LLMSpec
+
+    llm = HFLLM.load(LLMSpec(str(tiny_llm_dir)))
+    llm.tokenizer.eos_token = llm.tokenizer.sep_token  # the end-of-turn string a chat tokenizer names
+    pos, neg, layer = "a blurry photo of a <category>.", "a <category>.", 2
+    ids = [llm.tokenizer(t)["input_ids"] for t in (pos, neg)]
+    assert len(ids[0]) > len(ids[1])
+    padded = [ids[0], ids[1] + [llm.tokenizer.sep_token_id] * (len(ids[0]) - len(ids[1]))]
+    with torch.no_grad():
+        means = [llm.model(input_ids=torch.tensor([i]), output_hidden_states=True).hidden_states[layer + 1][0].mean(0).half() for i in padded]
+    official = llm.official_difference(pos, neg, layer)
+    assert official.vector.dtype == torch.float16 and official.layer == layer
+    torch.testing.assert_close(official.vector, means[0] - means[1], rtol=0, atol=1e-3)
+    clean = llm.mean_hidden("a blurry photo of a {}.", layer) - llm.mean_hidden("a {}.", layer)
+    assert clean.vector.dtype == torch.float32 and not torch.allclose(clean.vector, official.vector.float(), atol=1e-2)
+    cfg = step_config(C.from_dict({"protocol": {"steering_vector": OFFICIAL}}), 1.0, 0, 4)
+    assert cfg.official_vector and not step_config(C.from_dict({}), 1.0, 0, 4).official_vector

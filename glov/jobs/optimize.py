@@ -33,7 +33,7 @@ def step_config(params: C.Params, alpha: float, seed: int, n_layers: int) -> Ste
     guided = replace(sampling, max_new_tokens=GUIDED_NEW_TOKENS, eos="tokenizer") if official["token_budget"] else None
     return StepConfig(o.candidates, o.topk, sampling, alpha, layer, seed, QUESTION if answering(params) else TEMPLATE,
                       semantics=RECOMPUTED if official["steering_position"] else CACHED, compound=official["alpha_compounding"],
-                      guided_sampling=guided, generation_prompt=not official["chat_header"])
+                      guided_sampling=guided, generation_prompt=not official["chat_header"], official_vector=official["steering_vector"])
 
 def _step_key(params: C.Params, dataset: str, alpha: float, seed: int, step_index: int, previous: State | None) -> str:
     """Everything one chain's step depends on, and nothing else: not the other chains, seeds,

@@ -15,7 +15,7 @@ from typing import Callable
 
 from glov.llm import LLM, Request, Sampling, Steer, row_seed
 from glov.optimizer.parse import Parsed, parse_question, parse_template
-from glov.optimizer.prompts import QUESTION, TEMPLATE, meta_prompt, ranked
+from glov.optimizer.prompts import QUESTION, TEMPLATE, meta_prompt, ranked, to_display
 from glov.optimizer.state import Candidate, Guidance, State
 
 Fitness = Callable[[str], float]
@@ -40,6 +40,7 @@ class StepConfig:
     compound: bool = False  # the official alpha^n over a step's candidates
     guided_sampling: Sampling | None = None  # what steered requests use, if not ``sampling`` (official: 75 tokens, EOS only)
     generation_prompt: bool = True  # official: the chat template without the assistant header
+    official_vector: bool = False  # the official steering vector (glov.llm.HFLLM.official_difference)
 
 
 def init_state(base_template: str, fitness: Fitness) -> tuple[State, dict]:
@@ -111,7 +112,11 @@ def propose(state: State, llm: LLM, task: Task, cfg: StepConfig) -> Proposal:
     steer = None
     steering_record = {"alpha": cfg.alpha, "layer": cfg.layer, "active": False}
     if cfg.alpha > 0 and state.guidance is not None:
-        vector = llm.mean_hidden(state.guidance.positive, cfg.layer) - llm.mean_hidden(state.guidance.negative, cfg.layer)
+        positive, negative = state.guidance.positive, state.guidance.negative
+        if cfg.official_vector:
+            vector = llm.official_difference(to_display(positive), to_display(negative), cfg.layer)
+        else:
+            vector = llm.mean_hidden(positive, cfg.layer) - llm.mean_hidden(negative, cfg.layer)
         steer = Steer(vector, cfg.alpha, cfg.semantics, cfg.compound)
         steering_record.update(active=True, positive=state.guidance.positive, negative=state.guidance.negative, norm=round(vector.norm, 4))
         if (cfg.semantics, cfg.compound) != ("cached", False):  # recorded where it departs from the default only
