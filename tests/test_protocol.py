@@ -37,6 +37,7 @@ def test_every_results_changing_row_has_a_switch_or_is_listed_as_pending():
 def test_switches_default_to_clean_and_the_paper_configs_set_them():
     schema = C.schema()["properties"]["protocol"]["properties"]
     assert set(schema) == set(SWITCHES)
+    assert merged()["protocol"] == {name: CLEAN for name in SWITCHES}  # params.yaml names each (DVC reads the section from it)
     assert all(getattr(C.from_dict({}).protocol, name) == CLEAN for name in SWITCHES)
     paper = C.from_dict(merged("config/paper.yaml")).protocol
     assert all(getattr(paper, name) == OFFICIAL for name in SWITCHES)
