@@ -42,7 +42,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from glov.steering import _hidden, decoder_layers
+from glov.steering import _hidden, decoder_layers, shift_last_position
 
 CACHED = "cached"
 RECOMPUTED = "recomputed"
@@ -83,6 +83,11 @@ def warpers(temperature: float, top_k: int, top_p: float) -> list:
     return out
 
 
+def row_eos(row: Row, eos: Sequence[int]) -> Sequence[int]:
+    """The tokens ``row`` stops at: its own, or the batch's."""
+    return eos if row.eos is None else row.eos
+
+
 def next_tokens(logits: torch.Tensor, rows: Sequence[Row], active: Sequence[int], generated: Sequence[int], eos: Sequence[int],
                 gens: Sequence[torch.Generator]) -> dict[int, int]:
     """The next token of each active row, sampled from its float32 logits (a row of ``logits``) as
@@ -91,7 +96,7 @@ def next_tokens(logits: torch.Tensor, rows: Sequence[Row], active: Sequence[int]
     groups: dict[tuple, list[int]] = {}
     for b in active:
         r = rows[b]
-        stops = tuple(eos if r.eos is None else r.eos) if generated[b] < r.min_new_tokens else ()
+        stops = tuple(row_eos(r, eos)) if generated[b] < r.min_new_tokens else ()
         groups.setdefault((r.temperature, r.top_k, r.top_p, stops), []).append(b)
     out = {}
     for (temperature, top_k, top_p, stops), members in groups.items():
@@ -158,14 +163,10 @@ class _Steer:
                              for j in range(layer + 1, len(self.layers))]
 
     def _add(self, module: nn.Module, args: tuple, output):
-        h = _hidden(output)
         if self.offsets is None:
             return None
-        self.raw = h
-        shift = torch.zeros_like(h)
-        shift[:, -1, :] = self.offsets.to(device=h.device, dtype=h.dtype)
-        steered = h + shift  # a new tensor: never mutate what the layer (or a cache) holds
-        return (steered, *output[1:]) if isinstance(output, tuple) else steered
+        self.raw = _hidden(output)
+        return shift_last_position(output, self.offsets)
 
     def _keep_kwargs(self, j: int):
         def hook(module: nn.Module, args: tuple, kwargs: dict):
@@ -286,7 +287,7 @@ def _decode(model: nn.Module, rows: Sequence[Row], offsets: Sequence[_Offsets], 
             chosen = next_tokens(logits, rows, active, [len(o) for o in out], eos, gens)
             for b, token in chosen.items():
                 out[b].append(token)
-                done[b] = token in (eos if rows[b].eos is None else rows[b].eos) or len(out[b]) >= rows[b].max_new_tokens
+                done[b] = token in row_eos(rows[b], eos) or len(out[b]) >= rows[b].max_new_tokens
             tokens = torch.tensor([chosen.get(b, pad) for b in range(len(rows))], device=device)[:, None]
             positions = positions + 1
             t += 1

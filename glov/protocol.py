@@ -85,10 +85,10 @@ def rule_switches(rule: str) -> list[str]:
     return [name for name, s in SWITCHES.items() if rule in s.rules]
 
 
-def data_switches(protocol: dict) -> dict:
-    """The non-clean switches that change a dataset's splits: part of every result-store key of
-    work on that dataset (clean keys stay as they were before the switches existed)."""
-    return {k: v for k, v in protocol.items() if v != CLEAN and "prep_dataset" in SWITCHES[k].rules}
+def departures(protocol: dict, rule: str) -> dict:
+    """The switches of ``rule`` set to anything but clean: part of the result-store keys of the
+    work they change (keys of clean runs stay as they were before the switches existed)."""
+    return {k: v for k, v in protocol.items() if v != CLEAN and rule in SWITCHES[k].rules}
 
 
 FITNESS_BATCH = 50  # the official train loader's batch size

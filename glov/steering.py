@@ -83,27 +83,27 @@ def _hidden(output: torch.Tensor | tuple) -> torch.Tensor:
     return output[0] if isinstance(output, tuple) else output
 
 
+def shift_last_position(output: torch.Tensor | tuple, delta: torch.Tensor) -> torch.Tensor | tuple:
+    """A decoder layer's output with ``delta`` ([hidden], or [batch, hidden]: one offset per row;
+    zeros leave a row bit-identical, ``x + 0.0 == x``) added at the last position."""
+    h = _hidden(output)
+    shift = torch.zeros_like(h)
+    shift[:, -1, :] = delta.to(device=h.device, dtype=h.dtype)
+    steered = h + shift  # a new tensor: never mutate what the layer (or a cache) holds
+    return (steered, *output[1:]) if isinstance(output, tuple) else steered
+
+
 class Steering:
     """Context manager: while active, layer ``vector.layer`` outputs ``h + alpha * v`` at the last position.
-
-    ``Steering.per_row`` adds a different offset to each row of the batch (zeros leave a row
-    bit-identical: ``x + 0.0 == x``), as the batched sampling loop needs."""
+    (The batched sampling loop, :mod:`glov.generation`, steers per row with its own hook.)"""
 
     def __init__(self, model: nn.Module, vector: SteeringVector, alpha: float):
         self.layer = decoder_layers(model)[vector.layer]
-        self.delta = alpha * vector.vector  # [hidden], or [batch, hidden] per row
+        self.delta = alpha * vector.vector
         self.handle: torch.utils.hooks.RemovableHandle | None = None
 
-    @classmethod
-    def per_row(cls, model: nn.Module, layer: int, offsets: torch.Tensor) -> "Steering":
-        return cls(model, SteeringVector(layer, offsets), 1.0)
-
     def _hook(self, module: nn.Module, args: tuple, output: torch.Tensor | tuple):
-        h = _hidden(output)
-        shift = torch.zeros_like(h)
-        shift[:, -1, :] = self.delta.to(device=h.device, dtype=h.dtype)
-        steered = h + shift  # a new tensor: never mutate what the layer (or a cache) holds
-        return (steered, *output[1:]) if isinstance(output, tuple) else steered
+        return shift_last_position(output, self.delta)
 
     def __enter__(self) -> "Steering":
         self.handle = self.layer.register_forward_hook(self._hook)

@@ -12,14 +12,19 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="session")
-def tiny_llama():
+def random_llama(**config):
+    """A random tiny Llama (seed 0), eval mode: vocabulary 64, width 16, 3 layers unless ``config`` says otherwise."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=3,
-                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64)
-    return LlamaForCausalLM(cfg).eval()
+    cfg = dict(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=3, num_attention_heads=2,
+               num_key_value_heads=2, max_position_embeddings=64) | config
+    return LlamaForCausalLM(LlamaConfig(**cfg)).eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_llama():
+    return random_llama()
 
 
 TINY_CLIP_CFG = {

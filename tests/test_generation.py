@@ -4,6 +4,7 @@ row's tokens that do not depend on what else is in the batch."""
 import pytest
 import torch
 
+from conftest import random_llama
 from glov.generation import Row, sample_rows
 from glov.steering import Steering, SteeringVector
 
@@ -13,12 +14,7 @@ PROMPT = (1, 5, 9, 3, 7, 11, 4)
 
 @pytest.fixture(scope="module")
 def model():
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=3, num_attention_heads=2,
-                      num_key_value_heads=2, max_position_embeddings=128, eos_token_id=EOS, pad_token_id=PAD)
-    return LlamaForCausalLM(cfg).eval()
+    return random_llama(max_position_embeddings=128, eos_token_id=EOS, pad_token_id=PAD)
 
 
 def hf_sample(model, prompt, seed, steer=None, **kw):

@@ -7,6 +7,7 @@ Logits are compared, not only tokens (a tiny model's argmax hides small differen
 import pytest
 import torch
 
+from conftest import random_llama
 from glov.generation import CACHED, RECOMPUTED, Row, sample_rows, warpers
 from glov.steering import Steering, SteeringVector
 
@@ -17,12 +18,8 @@ PROMPTS = [(1, 5, 9, 3, 7, 11, 4), (1, 8, 6, 12)]
 
 @pytest.fixture(scope="module")
 def model():
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=4, num_attention_heads=4,
-                      num_key_value_heads=2, max_position_embeddings=256, eos_token_id=EOS, pad_token_id=PAD)
-    return LlamaForCausalLM(cfg).eval()
+    return random_llama(hidden_size=32, intermediate_size=64, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2,
+                        max_position_embeddings=256, eos_token_id=EOS, pad_token_id=PAD)
 
 
 @pytest.fixture(scope="module")

@@ -96,9 +96,9 @@ def process_start() -> float:
 def dataset_params(p: dict, dataset: str) -> dict:
     """The data params (of ``asdict(params)``) one dataset's results depend on: not the run's list of
     datasets, nor the custom entries of the others. Part of every result-store key."""
-    from glov.protocol import data_switches
+    from glov.protocol import departures
 
-    switches = data_switches(p.get("protocol", {}))
+    switches = departures(p.get("protocol", {}), "prep_dataset")  # they change the dataset's splits
     return ({k: v for k, v in p["data"].items() if k not in ("datasets", "custom")} | {"custom": p["data"]["custom"].get(dataset)}
             | ({"protocol": switches} if switches else {}))
 

@@ -12,14 +12,14 @@ from typing import Mapping, Sequence
 from tqdm import tqdm
 
 from glov import config as C
+from glov.generation import CACHED, RECOMPUTED
 from glov.io import read_json, write_json
 from glov.jobs.common import answering, base_prompt, dataset_params, llm_sampling, load_llm, process_start, track
 from glov.jobs.embed import Scorer
 from glov.optimizer import StepConfig, Task, init_state
 from glov.optimizer.prompts import QUESTION, TEMPLATE
 from glov.optimizer.state import State
-from glov.protocol import CLEAN, GUIDED_NEW_TOKENS, is_official, rule_switches
-from glov.generation import CACHED, RECOMPUTED
+from glov.protocol import GUIDED_NEW_TOKENS, departures, is_official, rule_switches
 from glov.steering import resolve_layer
 
 log = logging.getLogger(__name__)
@@ -47,8 +47,8 @@ def _step_key(params: C.Params, dataset: str, alpha: float, seed: int, step_inde
     llm = {k: v for k, v in p["llm"].items() if k != "max_batch_rows"}
     chain = {"data": data, "vlm": p["vlm"], "llm": llm, "optimizer": optimizer,
              "steering": {k: p["steering"][k] for k in ("layer", "layer_fraction")}}
-    switches = {k: p["protocol"][k] for k in rule_switches("glov_steps") if p["protocol"][k] != CLEAN}
-    if switches:  # keys of clean runs stay what they were before the protocol section existed
+    switches = departures(p["protocol"], "glov_steps")
+    if switches:
         chain["protocol"] = switches
     return params_hash({"code": code_fingerprint(), "params": chain, "dataset": dataset, "alpha": alpha, "seed": seed,
                         "step": step_index, "previous": previous.to_dict() if previous else None})
