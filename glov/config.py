@@ -114,6 +114,9 @@ class ProtocolConfig:
     fitness_loader: str = "clean"
     val_split: str = "clean"
     final_set: str = "clean"
+    meta_prompt: str = "clean"
+    parser: str = "clean"
+    invalid_candidates: str = "clean"
 
 
 @dataclass(frozen=True)

@@ -41,10 +41,13 @@ def ensemble(weights: Sequence[torch.Tensor]) -> torch.Tensor:
     return F.normalize(torch.stack([F.normalize(w, dim=-1) for w in weights]).mean(dim=0), dim=-1)
 
 
-def top_templates(history: Sequence[Candidate], k: int, up_to_step: int | None = None, own_step_only: bool = False) -> list[str]:
+def top_templates(history: Sequence[Candidate], k: int, up_to_step: int | None = None, own_step_only: bool = False,
+                  needs_placeholder: bool = False) -> list[str]:
     """The k best by train accuracy of the history up to ``up_to_step``, or (``own_step_only``, the
-    official final set) of the candidates that step itself produced."""
-    pool = [c for c in history if up_to_step is None or (c.step == up_to_step if own_step_only else c.step <= up_to_step)]
+    official final set) of the candidates that step itself produced. ``needs_placeholder`` leaves
+    out templates without ``{}`` (only the official handling of invalid candidates scores them)."""
+    pool = [c for c in history if (up_to_step is None or (c.step == up_to_step if own_step_only else c.step <= up_to_step))
+            and (not needs_placeholder or "{}" in c.template)]
     return [c.template for c in reversed(ranked(pool)[-k:])]
 
 

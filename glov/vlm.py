@@ -173,8 +173,10 @@ def load_vlm(spec: VLMSpec, device: str = "cpu") -> VLM:
 
 
 def text_classifier(vlm: VLM, classnames: Sequence[str], templates: Sequence[str]) -> torch.Tensor:
-    """[C, D] class weights: per class, mean of normalised template embeddings, re-normalised."""
-    texts = [t.format(c) for c in classnames for t in templates]
+    """[C, D] class weights: per class, mean of normalised template embeddings, re-normalised.
+    Every ``{}`` is filled with the class name (the official parser keeps templates with several,
+    or none: then every class gets the same text and every image goes to class 0)."""
+    texts = [t.replace("{}", c) for c in classnames for t in templates]
     emb = vlm.encode_texts(texts).view(len(classnames), len(templates), -1)
     return ensemble(list(emb.unbind(dim=1)))
 

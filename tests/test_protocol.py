@@ -29,7 +29,7 @@ def test_every_results_changing_row_has_a_switch_or_is_listed_as_pending():
     rows = set(range(1, 21))
     if OFFICIAL_MD.exists():  # the shared notes sit beside the checkout in this project's workspace
         rows = {int(m) for m in re.findall(r"^\| (\d+) \|", OFFICIAL_MD.read_text(), flags=re.M)}
-    switched = {s.row for s in SWITCHES.values()}
+    switched = {r for s in SWITCHES.values() for r in s.rows}
     assert not switched & set(PENDING)
     assert rows - set(NOT_RESULTS) == switched | set(PENDING)
 
@@ -77,7 +77,7 @@ def test_the_optimiser_hands_the_switches_to_the_llm_and_records_them():
 
 def test_the_protocol_doc_lists_every_switch_and_pending_row():
     doc = (REPO / "docs/PROTOCOL.md").read_text()
-    assert all(f"| `{name}` | {s.row} |" in doc for name, s in SWITCHES.items())
+    assert all(f"| `{name}` | {s.label} |" in doc for name, s in SWITCHES.items())
     assert all(re.search(rf"^\| {row} \| ", doc, flags=re.M) for row in PENDING)
 
 
@@ -189,3 +189,91 @@ def test_the_official_steering_vector_on_a_hand_built_case(tiny_llm_dir):
     assert clean.vector.dtype == torch.float32 and not torch.allclose(clean.vector, official.vector.float(), atol=1e-2)
     cfg = step_config(C.from_dict({"protocol": {"steering_vector": OFFICIAL}}), 1.0, 0, 4)
     assert cfg.official_vector and not step_config(C.from_dict({}), 1.0, 0, 4).official_vector
+
+
+def test_the_official_meta_prompt_on_a_hand_built_history():
+    """Rows 1-3: the first step shows the base template as Prompt: with its raw accuracy; later steps a
+    Best block then a Worst block, each ascending, numbered from 1, accuracies cut with int()."""
+    from glov.optimizer.prompts import OFFICIAL_SYSTEM, official_meta_prompt
+    from glov.optimizer.state import Candidate
+
+    base = Candidate("a photo of a {}.", 45.8333, 0)
+    system, user = official_meta_prompt("EuroSAT", "Satellite images.", [base], topk=5)
+    assert system == {"role": "system", "content": OFFICIAL_SYSTEM}
+    assert user["content"].endswith("Dataset: EuroSAT\nDescription: Satellite images.\n\nPrompt: a photo of a <category>.\nAccuracy: 45.8333\n")
+    history = [base] + [Candidate(f"T{i} {{}}", acc, 1) for i, acc in enumerate([10.9, 99.99, 50.5, 70.2, 30.7])]
+    body = official_meta_prompt("EuroSAT", "Satellite images.", history, topk=5)[1]["content"].split("Description: Satellite images.\n\n")[1]
+    assert body == ("Here are the top 3 and the worst 3 templates of the last 6 runs.\n"
+                    "Best Templates:\n1. T2 <category> Accuracy: 50\n2. T3 <category> Accuracy: 70\n3. T1 <category> Accuracy: 99\n\n"
+                    "Worst Templates:\n1. T0 <category> Accuracy: 10\n2. T4 <category> Accuracy: 30\n3. a photo of a <category>. Accuracy: 45\n")
+
+
+def test_the_official_meta_prompt_reaches_the_llm_with_the_paper_dataset_name():
+    from test_optimizer import ACC, TableFitness
+
+    from glov.jobs.optimize import task_of
+    from glov.llm import FakeLLM
+    from glov.optimizer import init_state, step
+
+    task = task_of(C.from_dict({}), "eurosat", "Sentinel-2 satellite images")
+    assert task.title == "EuroSAT" and task.paragraph.startswith("Satellite images from the Sentinel-2 mission")
+    for value in (CLEAN, OFFICIAL):
+        llm = FakeLLM(["a sketch of a <category>."])
+        cfg = step_config(C.from_dict({"protocol": {"meta_prompt": value}}), 0.0, 0, 30)
+        step(init_state("a photo of a {}.", TableFitness(ACC))[0], llm, TableFitness(ACC), task, cfg)
+        user = llm.calls[-1][0][1]["content"]
+        assert ("Dataset: EuroSAT\n" in user and "Accuracy: " in user) == (value == OFFICIAL)
+        assert ("Dataset: eurosat." in user) == (value == CLEAN)
+
+
+@pytest.mark.parametrize("completion, template", [
+    ("assistant\n\nNew template: a blurry photo of a <category>.", "a blurry photo of a {}."),
+    ('Template: "a <category> in the wild" - I think this works!', '"a {} in the wild" - I think this works!'),
+    ("Here it is: a <category> next to a <category>", "a {} next to a {}"),
+    ("Prompt 3: a photo of a <category> taken from above with", "a photo of a {} taken from above with"),
+    ("no colon and no placeholder", "no colon and no placeholder"),
+    ("Accuracy: 55", "55"),
+    ("", ""),
+])
+def test_the_official_parser_keeps_the_text_after_the_last_colon(completion, template):
+    """Row 6: nothing is cleaned beyond newlines and the word 'assistant'; no length limit."""
+    from glov.optimizer.parse import parse_official
+
+    assert parse_official(completion) == template
+    assert parse_official("x: " + "a long {} " * 40) == ("a long {} " * 40).strip()
+
+
+def test_the_official_handling_of_invalid_and_duplicate_candidates():
+    """Row 7 on a hand-built step: an unparsable completion enters as its text, a duplicate is scored
+    again, the step ends with an empty template; a template without {} scores the share of class 0."""
+    from glov.optimizer import score_completions
+    from glov.optimizer.state import Candidate
+
+    calls = []
+
+    def fitness(t):
+        calls.append(t)
+        return 25.0 if "{}" not in t else 60.0
+
+    history = (Candidate("a photo of a {}.", 50.0, 0),)
+    outputs = ["Template: a photo of a <category>.", "Sure: a nice picture", "Template: a sketch of a <category>."]
+    clean, records, failed = score_completions(outputs, history, fitness, 1)
+    assert [c.template for c in clean] == ["a photo of a {}.", "a sketch of a {}."] and failed == 1
+    assert [r["status"] for r in records] == ["duplicate", "invalid", "scored"]
+    calls.clear()
+    official, records, failed = score_completions(outputs, history, fitness, 1, official_parser=True, keep_invalid=True)
+    assert [(c.template, c.accuracy) for c in official[1:]] == [("a photo of a {}.", 60.0), ("a nice picture", 25.0),
+                                                                ("a sketch of a {}.", 60.0), ("", 25.0)]
+    assert [r["status"] for r in records] == ["scored", "scored_invalid", "scored", "scored_invalid"] and failed == 1
+    assert records[0]["duplicate"] and calls == ["a photo of a {}.", "a nice picture", "a sketch of a {}.", ""]
+    _, _, _ = score_completions(outputs[1:2], history, fitness, 1, keep_invalid=True)  # clean parser: the empty template
+    assert calls[-2:] == ["", ""]
+
+
+def test_final_sets_never_hold_a_template_without_placeholder():
+    from glov.optimizer.state import Candidate
+    from glov.scoring import top_templates
+
+    history = [Candidate("a {}.", 40.0, 0), Candidate("", 90.0, 1), Candidate("b {}.", 50.0, 1)]
+    assert top_templates(history, 3, 1, needs_placeholder=True) == ["b {}.", "a {}."]
+    assert top_templates(history, 3, 1, own_step_only=True, needs_placeholder=True) == ["b {}."]

@@ -93,3 +93,14 @@ def test_ds_temp_is_the_mean_of_its_80_normalised_template_embeddings(vlm):
     w = text_classifier(vlm, ["cat", "dog"], templates)
     per_template = torch.stack([vlm.encode_texts([t.format(c) for c in ("cat", "dog")]) for t in templates])
     torch.testing.assert_close(w, F.normalize(per_template.mean(0), dim=-1))
+
+
+def test_a_template_without_placeholder_puts_every_image_in_class_0(vlm):
+    """Why an official invalid candidate scores about chance: every class gets the same text."""
+    from glov.scoring import top1_accuracy
+
+    weights = text_classifier(vlm, ["cat", "dog", "cow"], ["a nice picture"])
+    features = torch.randn(12, weights.shape[1])
+    labels = torch.tensor([0, 1, 2] * 4)
+    assert top1_accuracy(features, labels, weights) == pytest.approx(100 / 3)
+    assert text_classifier(vlm, ["cat"], ["a {} and a {}"]).shape == (1, weights.shape[1])

@@ -32,6 +32,8 @@ class DatasetSpec:
     split_file: str = ""
     bundled: str = ""
     path: str = ""  # absolute or relative path that overrides data.root/subdir (custom datasets)
+    title: str = ""  # the paper's name for it (the official meta-prompt; default: name)
+    paragraph: str = ""  # a paragraph-long description (the official meta-prompt; default: description)
 
     def location(self, root: str | Path) -> Path:
         return Path(self.path) if self.path else Path(root) / (self.subdir or self.name)

@@ -41,9 +41,10 @@ def score_chain(params: C.Params, manifest: dict, state: State, fit: Mapping[str
     answering VLM takes one prompt, so there k = 1."""
     k = 1 if answering(params) else params.eval.ensemble_size
     own_step_only = is_official(params.protocol, "final_set")
+    templates_only = not answering(params)  # a final set never holds a template without {} (official invalid ones)
     curve, templates_by_step, val_by_step = [], {}, {}
     for s in range(state.step + 1):
-        templates = top_templates(state.history, k, s, own_step_only)
+        templates = top_templates(state.history, k, s, own_step_only, templates_only)
         best_so_far = max(c.accuracy for c in state.history if c.step <= s)
         if not templates:  # official set of a step none of whose candidates was scored: not selectable
             curve.append({**curve[-1], "step": s, "best_train": best_so_far})

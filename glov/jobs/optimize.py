@@ -12,6 +12,7 @@ from typing import Mapping, Sequence
 from tqdm import tqdm
 
 from glov import config as C
+from glov.data import get_dataset_spec
 from glov.generation import CACHED, RECOMPUTED
 from glov.io import read_json, write_json
 from glov.jobs.common import answering, base_prompt, dataset_params, llm_sampling, load_llm, process_start, track
@@ -33,7 +34,8 @@ def step_config(params: C.Params, alpha: float, seed: int, n_layers: int) -> Ste
     guided = replace(sampling, max_new_tokens=GUIDED_NEW_TOKENS, eos="tokenizer") if official["token_budget"] else None
     return StepConfig(o.candidates, o.topk, sampling, alpha, layer, seed, QUESTION if answering(params) else TEMPLATE,
                       semantics=RECOMPUTED if official["steering_position"] else CACHED, compound=official["alpha_compounding"],
-                      guided_sampling=guided, generation_prompt=not official["chat_header"], official_vector=official["steering_vector"])
+                      guided_sampling=guided, generation_prompt=not official["chat_header"], official_vector=official["steering_vector"],
+                      official_prompt=official["meta_prompt"], official_parser=official["parser"], keep_invalid=official["invalid_candidates"])
 
 def _step_key(params: C.Params, dataset: str, alpha: float, seed: int, step_index: int, previous: State | None) -> str:
     """Everything one chain's step depends on, and nothing else: not the other chains, seeds,
@@ -50,8 +52,16 @@ def _step_key(params: C.Params, dataset: str, alpha: float, seed: int, step_inde
     switches = departures(p["protocol"], "glov_steps")
     if switches:
         chain["protocol"] = switches
+    if is_official(params.protocol, "meta_prompt"):  # the paper's name and paragraph of the dataset enter the chat
+        chain["task"] = asdict(task_of(params, dataset, ""))
     return params_hash({"code": code_fingerprint(), "params": chain, "dataset": dataset, "alpha": alpha, "seed": seed,
                         "step": step_index, "previous": previous.to_dict() if previous else None})
+
+def task_of(params: C.Params, dataset: str, description: str) -> Task:
+    """What the meta-prompt says about the dataset (the official one: its paper name and paragraph)."""
+    spec = get_dataset_spec(dataset, params.data.custom)
+    return Task(dataset, description, spec.title, spec.paragraph)
+
 
 def run_steps(
     params: C.Params, manifest_path: str | Path, train_emb: str | Path | None, seed: int, steps: Sequence[int],
@@ -74,6 +84,7 @@ def run_steps(
         fitness = Scorer(params, manifest).fitness("train", train_emb)
         store, llm, restored, llm_load_s = ResultStore(), None, 0, 0.0
         loaded = time.time()
+        task = task_of(params, dataset, manifest["description"])
         states: dict[float, State | None] = {a: State.from_dict(read_json(previous[a])["state"]) if steps[0] else None for a in alphas}
         for t in tqdm(steps, desc=f"GLOV {dataset} s{seed}", unit="step"):
             keys = {a: _step_key(params, dataset, a, seed, t, states[a]) for a in alphas}
@@ -89,7 +100,7 @@ def run_steps(
                     llm = load_llm(params)
                     llm_load_s = time.time() - clock
                 chains = [(states[a], fitness, step_config(params, a, seed, llm.n_layers)) for a in todo]
-                records.update({a: record for a, (_, record) in zip(todo, step_chains(chains, llm, Task(dataset, manifest["description"])))})
+                records.update({a: record for a, (_, record) in zip(todo, step_chains(chains, llm, task))})
             for a in todo:
                 write_json(outputs[a, t], records[a])
                 store.save(outputs[a, t], keys[a])

@@ -14,8 +14,8 @@ from dataclasses import dataclass, replace
 from typing import Callable
 
 from glov.llm import LLM, Request, Sampling, Steer, row_seed
-from glov.optimizer.parse import Parsed, parse_question, parse_template
-from glov.optimizer.prompts import QUESTION, TEMPLATE, meta_prompt, ranked, to_display
+from glov.optimizer.parse import Parsed, parse_official, parse_question, parse_template
+from glov.optimizer.prompts import QUESTION, TEMPLATE, meta_prompt, official_meta_prompt, ranked, to_display
 from glov.optimizer.state import Candidate, Guidance, State
 
 Fitness = Callable[[str], float]
@@ -25,6 +25,8 @@ Fitness = Callable[[str], float]
 class Task:
     dataset: str
     description: str
+    title: str = ""  # the paper's name of the dataset (official meta-prompt; default: ``dataset``)
+    paragraph: str = ""  # a paragraph-long description (official meta-prompt; default: ``description``)
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,9 @@ class StepConfig:
     guided_sampling: Sampling | None = None  # what steered requests use, if not ``sampling`` (official: 75 tokens, EOS only)
     generation_prompt: bool = True  # official: the chat template without the assistant header
     official_vector: bool = False  # the official steering vector (glov.llm.HFLLM.official_difference)
+    official_prompt: bool = False  # the official meta-prompt (glov.optimizer.prompts.official_meta_prompt)
+    official_parser: bool = False  # glov.optimizer.parse.parse_official
+    keep_invalid: bool = False  # the official handling of invalid and duplicate candidates (score_completions)
 
 
 def init_state(base_template: str, fitness: Fitness) -> tuple[State, dict]:
@@ -65,28 +70,46 @@ def guidance_after(history: tuple[Candidate, ...], previous_best: Candidate, gui
 
 def score_completions(
     outputs: list[str], history: tuple[Candidate, ...], fitness: Fitness, step_index: int, max_words: int | None = None,
-    kind: str = TEMPLATE,
+    kind: str = TEMPLATE, official_parser: bool = False, keep_invalid: bool = False,
 ) -> tuple[tuple[Candidate, ...], list[dict], int]:
     """Parse each completion and score the new templates: (history + new ones, one record per
     completion, number that could not be parsed). A template seen before costs nothing and must
-    not crowd the history; ``max_words`` (LLM-Opt's limit) rejects longer templates."""
+    not crowd the history; ``max_words`` (LLM-Opt's limit) rejects longer templates.
+
+    ``keep_invalid`` is the released code's behaviour: what does not parse enters as the empty
+    template, a template without ``{}`` is scored as it is (every class gets the same text, so
+    every image goes to class 0: about chance), a duplicate is scored and appended again, and each
+    step ends with one more empty template (the released parser's trailing blank line)."""
     history = list(history)
     records, failures = [], 0
+
+    def add(template: str, record: dict) -> None:
+        cand = Candidate(template, round(fitness(template), 4), step_index)
+        history.append(cand)
+        records.append(record | {"template": cand.template, "accuracy": cand.accuracy})
+
     for raw in outputs:
-        parsed = parse_question(raw) if kind == QUESTION else parse_template(raw)
+        if official_parser and kind == TEMPLATE:
+            text = parse_official(raw)
+            parsed = Parsed(text) if "{}" in text else Parsed(None, "no {} placeholder")
+        else:
+            parsed = parse_question(raw) if kind == QUESTION else parse_template(raw)
         if parsed.template is not None and max_words is not None and len(parsed.template.split()) > max_words:
             parsed = Parsed(None, f"more than {max_words} words")
         if parsed.template is None:
             failures += 1
-            records.append({"raw": raw, "status": "invalid", "reason": parsed.reason})
+            if keep_invalid and kind == TEMPLATE:
+                add(parse_official(raw) if official_parser else "", {"raw": raw, "status": "scored_invalid", "reason": parsed.reason})
+            else:
+                records.append({"raw": raw, "status": "invalid", "reason": parsed.reason})
             continue
         known = next((c for c in history if c.template == parsed.template), None)
-        if known is not None:
+        if known is not None and not keep_invalid:
             records.append({"raw": raw, "status": "duplicate", "template": known.template, "accuracy": known.accuracy})
             continue
-        cand = Candidate(parsed.template, round(fitness(parsed.template), 4), step_index)
-        history.append(cand)
-        records.append({"raw": raw, "status": "scored", "template": cand.template, "accuracy": cand.accuracy})
+        add(parsed.template, {"raw": raw, "status": "scored"} | ({"duplicate": True} if known is not None else {}))
+    if keep_invalid and kind == TEMPLATE:
+        add("", {"raw": "", "status": "scored_invalid", "reason": "the trailing blank line"})
     return tuple(history), records, failures
 
 
@@ -108,7 +131,10 @@ def candidate_seeds(seed: int, dataset: str, step_index: int, n: int) -> tuple[i
 
 def propose(state: State, llm: LLM, task: Task, cfg: StepConfig) -> Proposal:
     t = state.step + 1
-    messages = meta_prompt(task.dataset, task.description, state.history, cfg.topk, cfg.kind)
+    if cfg.official_prompt and cfg.kind == TEMPLATE:
+        messages = official_meta_prompt(task.title or task.dataset, task.paragraph or task.description, state.history, cfg.topk)
+    else:
+        messages = meta_prompt(task.dataset, task.description, state.history, cfg.topk, cfg.kind)
     steer = None
     steering_record = {"alpha": cfg.alpha, "layer": cfg.layer, "active": False}
     if cfg.alpha > 0 and state.guidance is not None:
@@ -129,14 +155,15 @@ def propose(state: State, llm: LLM, task: Task, cfg: StepConfig) -> Proposal:
 def advance(state: State, proposal: Proposal, outputs: list[str], fitness: Fitness, cfg: StepConfig) -> tuple[State, dict]:
     """Parse and score the LLM's answers to ``proposal``; the new state and the step's record."""
     t = proposal.step
-    history, records, failures = score_completions(outputs, state.history, fitness, t, kind=cfg.kind)
+    history, records, failures = score_completions(outputs, state.history, fitness, t, kind=cfg.kind,
+                                                   official_parser=cfg.official_parser, keep_invalid=cfg.keep_invalid)
     best, guidance = guidance_after(history, state.best, state.guidance)
     new_state = replace(state, step=t, history=history, best=best, guidance=guidance, failures=state.failures + failures)
     record = {
         "step": t,
         "meta_prompt": proposal.request.messages,
         "candidates": records,
-        "n_scored": sum(r["status"] == "scored" for r in records),
+        "n_scored": sum(r["status"] in ("scored", "scored_invalid") for r in records),
         "n_failed": failures,
         "steering": proposal.steering,
         "new_best": best != state.best,

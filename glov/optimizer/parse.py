@@ -65,3 +65,12 @@ def parse_question(completion: str) -> Parsed:
             return Parsed(None, f"longer than {MAX_CHARS} characters")
         return Parsed(line)
     return Parsed(None, "empty completion")
+
+
+def parse_official(completion: str) -> str:
+    """The released code's parser (protocol.parser: official): newlines and the word "assistant"
+    deleted, then whatever follows the last colon (all of it if there is none), ``<category>`` made
+    ``{}``. Nothing is rejected: quotes, chatter, cut-off text, several or no ``{}`` all stay (its
+    surrounding spaces are dropped; the tokenizers ignore them)."""
+    text = (completion or "").replace("\n", "").replace("assistant", "")
+    return text.rsplit(":", 1)[-1].replace("<category>", "{}").strip()
