@@ -62,12 +62,13 @@ def chat(prompt: str) -> list[dict]:
 class AnswerVLM:
     """A Hugging Face image-text-to-text model that answers one prompt for a batch of images."""
 
-    def __init__(self, model: torch.nn.Module, processor, device: str = "cpu", max_new_tokens: int = 16):
+    def __init__(self, model: torch.nn.Module, processor, device: str = "cpu", max_new_tokens: int = 16, suffix: str = ""):
         self.model, self.processor, self.device, self.max_new_tokens = model.eval(), processor, device, max_new_tokens
+        self.suffix = suffix  # appended to every prompt (the official LLaVA question ends in "?")
         self.processor.tokenizer.padding_side = "left"  # generation continues every row at its end
 
     @classmethod
-    def load(cls, path: str, device: str = "cpu", dtype: str = "float32", max_new_tokens: int = 16) -> "AnswerVLM":
+    def load(cls, path: str, device: str = "cpu", dtype: str = "float32", max_new_tokens: int = 16, suffix: str = "") -> "AnswerVLM":
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
         from glov.llm import _DTYPES
@@ -80,11 +81,11 @@ class AnswerVLM:
                 f"cannot load the image-text-to-text model {path!r}: {exc}. A hub id needs the internet (and access) once; "
                 "offline, set vlm.path to a local folder holding the model and its processor."
             ) from None
-        return cls(model.to(device), processor, device, max_new_tokens)
+        return cls(model.to(device), processor, device, max_new_tokens, suffix)
 
     @torch.inference_mode()
     def answer(self, images: Sequence[Image.Image], prompt: str, batch_size: int = 8) -> list[str]:
-        text = self.processor.apply_chat_template(chat(prompt), add_generation_prompt=True)
+        text = self.processor.apply_chat_template(chat(prompt + self.suffix), add_generation_prompt=True)
         answers: list[str] = []
         for i in tqdm(range(0, len(images), batch_size), desc="answers", unit="batch", disable=None):
             chunk = list(images[i : i + batch_size])

@@ -44,6 +44,10 @@ def _run(args: argparse.Namespace) -> int:
 
     p = C.load_params(args.params)
     check(p)
+    per_run = [name for name in ("split_seed", "imagenet_v2_prompts") if getattr(p.protocol, name) != "clean"]
+    if per_run:
+        raise SystemExit(f"glov run: protocol.{per_run[0]}: official changes which datasets and splits a run reads; "
+                         "run it with snakemake --cores all (the workflow), or set it to clean")
     if vlm_spec(p).builder and not Path(paths.VLM_DIR.format(vlm=p.vlm.name)).exists():
         train_lab_vlm(p, paths.VLM_DIR.format(vlm=p.vlm.name))
     if llm_spec(p).wheel and not Path(paths.LLM_DIR.format(llm=p.llm.name)).exists():

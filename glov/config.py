@@ -117,6 +117,10 @@ class ProtocolConfig:
     meta_prompt: str = "clean"
     parser: str = "clean"
     invalid_candidates: str = "clean"
+    variant_splits: str = "clean"
+    imagenet_v2_prompts: str = "clean"
+    split_seed: str = "clean"
+    llava_prompt: str = "clean"
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,7 @@ Each results-changing row of ../shared/OFFICIAL.md (kept in docs/PROTOCOL.md) be
 ``params.yaml``'s ``protocol`` section, ``clean`` (this project's behaviour, the default) or
 ``official`` (the released code's). ``config/paper.yaml`` sets every switch to ``official`` and
 ``config/paper_clean.yaml`` to ``clean``, so a user can regenerate the paper's numbers, and the
-ablation between the two says what each of our fixes is worth. Rows without a switch yet are listed
-in :data:`PENDING`, so docs and tests can say so instead of pretending.
+ablation between the two says what each of our fixes is worth.
 """
 
 from __future__ import annotations
@@ -85,7 +84,31 @@ SWITCHES: dict[str, Switch] = {
         "the train loader's drop_last (batch 50): a set of 50 or more images keeps a multiple of 50, a seeded "
         "random subset as the loader's random sampler leaves; a smaller set stays whole",
     ),
+    "variant_splits": Switch(
+        (14,), ("prep_dataset",),
+        "ImageNet-R/-A/-Sketch: fitness and val from ImageNet's train photos, test = the whole target set",
+        "the target set split at random 60/20/20 (seeded by data.seed): 1-shot fitness from the 60 %, val = the 20 %, "
+        "test = the other 20 %",
+    ),
+    "imagenet_v2_prompts": Switch(
+        (15,), ("score",),
+        "ImageNet-V2 runs its own GLOV chains (on ImageNet's photos, as its loader serves them)",
+        "ImageNet-V2 has no chain: its GLOV rows score the prompts ImageNet's chains found",
+    ),
     "val_split": Switch((13,), ("prep_dataset",), "data.val_per_class val images per class (4 in the paper configs)", "1 val image per class"),
+    "split_seed": Switch(
+        (17,), ("prep_dataset",),
+        "one split of each dataset (data.seed) for every run seed: seeds vary the LLM's sampling only",
+        "the run seed also draws the dataset's few-shot, val and test split (data.seed unused): one manifest and "
+        "embedding cache per (dataset, seed), and S-TEMP/DS-TEMP run per seed",
+    ),
+    "llava_prompt": Switch(
+        (18,), ("glov_steps", "score", "baselines"),
+        "an answering VLM: optimizer.base_prompt, the prompt as written, vlm.max_new_tokens (16) greedy answer tokens, "
+        "candidate prompts of at most 200 characters",
+        "the released base prompt (in our words: describe the object's category briefly and name it), '?' appended to "
+        "every prompt, 50 greedy answer tokens, no length limit on candidate prompts",
+    ),
     "final_set": Switch(
         (16,), ("score",),
         "at each step the top-k (eval.ensemble_size) templates of the whole history so far; step and alpha chosen on val",
@@ -93,14 +116,6 @@ SWITCHES: dict[str, Switch] = {
         "still chosen on val, as the paper says (the code picks neither)",
     ),
 }
-
-PENDING: dict[int, str] = {
-    14: "ImageNet-R/-A/-Sketch split 60/20/20 from the target set",
-    15: "ImageNet-V2 reuses ImageNet's prompts",
-    17: "the seed redraws the few-shot split",
-    18: "LLaVA path details",
-}
-
 
 def rule_switches(rule: str) -> list[str]:
     """The switches a rule's outputs depend on (its ``params:`` and result-store key)."""
@@ -113,9 +128,23 @@ def departures(protocol: dict, rule: str) -> dict:
     return {k: v for k, v in protocol.items() if v != CLEAN and rule in SWITCHES[k].rules}
 
 
+TARGET_SPLIT = ("imagenet_r", "imagenet_a", "imagenet_sketch")  # the datasets the official code splits 60/20/20
+LLAVA_NEW_TOKENS = 50  # the official LLaVA answer budget (greedy)
+OFFICIAL_BASE_PROMPT = "Briefly describe the category of the main object in the image, then name the category."
 FITNESS_BATCH = 50  # the official train loader's batch size
 GUIDED_NEW_TOKENS = 75  # the official guided loop's token budget
 
 
 def is_official(protocol: object, name: str) -> bool:
     return getattr(protocol, name) == OFFICIAL
+
+
+def chain_dataset(dataset: str, protocol: object) -> str:
+    """The dataset whose GLOV chains a dataset's prompts come from: itself, except ImageNet-V2 under
+    the official ``imagenet_v2_prompts`` (it reuses ImageNet's discovered prompts)."""
+    return "imagenet" if dataset == "imagenetv2" and is_official(protocol, "imagenet_v2_prompts") else dataset
+
+
+def split_seed(params: object, seed: int) -> int:
+    """The seed a run seed's dataset splits are drawn with: data.seed, or (official) the run seed."""
+    return seed if is_official(params.protocol, "split_seed") else params.data.seed  # type: ignore[attr-defined]

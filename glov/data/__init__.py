@@ -15,7 +15,7 @@ from typing import Callable, Mapping
 
 import yaml
 
-from glov.data.splits import LabelledPools, drop_last_batch, make_splits
+from glov.data.splits import LabelledPools, drop_last_batch, make_splits, split_target
 
 
 class DataError(RuntimeError):
@@ -113,11 +113,17 @@ def prepare(
     seed: int,
     custom: Mapping[str, Mapping[str, str]] | None = None,
     fitness_batch: int | None = None,
+    target_split: bool = False,
 ) -> dict:
     """Build the manifest of one dataset: class names, description and seeded splits (with
-    ``fitness_batch``, the train split a ``drop_last`` loader of that batch size serves)."""
+    ``fitness_batch``, the train split a ``drop_last`` loader of that batch size serves; with
+    ``target_split``, fitness, val and test all drawn from the target set, 60/20/20, val and test whole)."""
     spec = get_dataset_spec(name, custom)
     pools = load_pools(spec, root)
+    if target_split:
+        train, val, test = split_target(pools.test or [], seed)
+        pools = LabelledPools(pools.classnames, pools.image_root, train, val, test)
+        val_per_class, test_per_class = len(val), None
     splits = make_splits(pools, shots, val_per_class, test_per_class, seed)
     if fitness_batch:
         splits["train"] = drop_last_batch(splits["train"], fitness_batch, seed)

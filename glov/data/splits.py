@@ -77,3 +77,14 @@ def drop_last_batch(items: list[Item], batch: int, seed: int) -> list[Item]:
         return list(items)
     keep = sorted(random.Random(f"{seed}:drop_last").sample(range(len(items)), len(items) // batch * batch))
     return [items[i] for i in keep]
+
+
+def split_target(items: list[Item], seed: int, train: float = 0.6, val: float = 0.2) -> tuple[list[Item], list[Item], list[Item]]:
+    """The official split of a target set that has no training images of its own (ImageNet-R/-A/
+    -Sketch): a seeded random 60/20/20 over the whole set (not per class), each part in file order."""
+    order = sorted(items)
+    index = list(range(len(order)))
+    random.Random(f"{seed}:target").shuffle(index)
+    cut = (int(train * len(order)), int((train + val) * len(order)))
+    parts = (index[: cut[0]], index[cut[0] : cut[1]], index[cut[1] :])
+    return tuple([order[i] for i in sorted(part)] for part in parts)  # type: ignore[return-value]

@@ -13,6 +13,7 @@ from glov import config as C
 from glov.baselines import DESCRIPTION_STYLE, ds_temp_templates, method_params
 from glov.embeddings import ImageEmbeddings
 from glov.io import file_digest, read_json, write_json
+from glov.protocol import departures
 from glov.jobs.common import answering, base_prompt, dataset_params, llm_sampling, load_llm, track
 from glov.jobs.embed import Scorer, image_paths
 from glov.optimizer import Task
@@ -167,5 +168,7 @@ def baseline_key(params: C.Params, dataset: str, method: str, seed: int, digests
 
     p = asdict(params)
     base_key = "base_prompt" if answering(params) else "base_template"
+    switches = departures(p["protocol"], "baselines")
     return params_hash({"code": code_fingerprint(), "method": method, "seed": seed, "params": method_params(p, method, base_key),
-                        "vlm": p["vlm"], "data": dataset_params(p, dataset), "inputs": list(digests)})
+                        "vlm": p["vlm"], "data": dataset_params(p, dataset), "inputs": list(digests)}
+                       | ({"protocol": switches} if switches else {}))

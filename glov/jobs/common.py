@@ -103,6 +103,16 @@ def dataset_params(p: dict, dataset: str) -> dict:
             | ({"protocol": switches} if switches else {}))
 
 
+def manifest_path(params: C.Params, dataset: str, seed: int) -> str:
+    """Where the manifest a run seed reads lives (one per split seed under protocol.split_seed: official)."""
+    from glov import paths
+    from glov.protocol import is_official
+
+    if is_official(params.protocol, "split_seed"):
+        return paths.SEEDED_MANIFEST.format(dataset=dataset, split_seed=seed)
+    return paths.MANIFEST.format(dataset=dataset)
+
+
 def split_inputs(inputs: Any) -> dict[str, str | None]:
     """A rule's ``train``/``val``/``test`` embedding inputs ({split: path or None})."""
     from glov.paths import SPLITS
@@ -125,7 +135,13 @@ def answering(params: C.Params) -> bool:
     return vlm_spec(params).family == ANSWER
 
 def base_prompt(params: C.Params) -> str:
-    return params.optimizer.base_prompt if answering(params) else params.optimizer.base_template
+    """What step 0 and S-TEMP score: the base template, or for an answering VLM the base prompt
+    (protocol.llava_prompt: official, the released code's, in our words)."""
+    from glov.protocol import OFFICIAL_BASE_PROMPT, is_official
+
+    if not answering(params):
+        return params.optimizer.base_template
+    return OFFICIAL_BASE_PROMPT if is_official(params.protocol, "llava_prompt") else params.optimizer.base_prompt
 
 def llm_spec(params: C.Params) -> LLMSpec:
     """GGUF models are loaded from their dequantised cache (rule cache_llm) once it exists."""

@@ -11,7 +11,7 @@ from glov.data import get_dataset_spec, prepare
 from glov.data.integrity import check_manifest_images
 from glov.io import write_json
 from glov.jobs.common import track
-from glov.protocol import FITNESS_BATCH, is_official, rule_switches
+from glov.protocol import FITNESS_BATCH, TARGET_SPLIT, is_official, rule_switches
 
 log = logging.getLogger(__name__)
 
@@ -25,12 +25,14 @@ def export_bundled_dataset(params: C.Params, dataset: str, out_dir: str | Path) 
         tracker.log_metrics({"n_images": n})
     log.info("exported %d images of %s to %s", n, dataset, out_dir)
 
-def prepare_dataset(params: C.Params, dataset: str, out: str | Path) -> None:
+def prepare_dataset(params: C.Params, dataset: str, out: str | Path, seed: int | None = None) -> None:
+    """The manifest of ``dataset``, its splits drawn with ``seed`` (default: data.seed)."""
     d = params.data
+    seed = d.seed if seed is None else seed
     with track(params, f"prep_dataset/{dataset}", {"dataset": dataset}) as tracker:
         official = {name: is_official(params.protocol, name) for name in rule_switches("prep_dataset")}
-        manifest = prepare(dataset, d.root, d.shots, 1 if official["val_split"] else d.val_per_class, d.test_per_class, d.seed, d.custom,
-                           FITNESS_BATCH if official["fitness_loader"] else None)
+        manifest = prepare(dataset, d.root, d.shots, 1 if official["val_split"] else d.val_per_class, d.test_per_class, seed, d.custom,
+                           FITNESS_BATCH if official["fitness_loader"] else None, official["variant_splits"] and dataset in TARGET_SPLIT)
         # every image opened once now, all bad ones named at once, before any job embeds them
         check_manifest_images(manifest, relists=get_dataset_spec(dataset, d.custom).layout == "imagefolder")
         write_json(out, manifest)

@@ -10,6 +10,7 @@ from typing import Mapping, Sequence
 import torch
 
 from glov import config as C
+from glov.protocol import LLAVA_NEW_TOKENS, is_official
 from glov.embeddings import CacheError, ImageEmbeddings, load_embeddings, save_embeddings
 from glov.io import read_json
 from glov.jobs.common import track, vlm_spec
@@ -73,7 +74,9 @@ class Scorer:
         if spec.family == ANSWER:
             from glov.answer_vlm import AnswerVLM, SentenceEncoder
 
-            self.vlm = AnswerVLM.load(spec.arch, params.vlm.device, params.vlm.dtype, params.vlm.max_new_tokens)
+            official = is_official(params.protocol, "llava_prompt")  # greedy 50 tokens, "?" appended
+            self.vlm = AnswerVLM.load(spec.arch, params.vlm.device, params.vlm.dtype, LLAVA_NEW_TOKENS if official else params.vlm.max_new_tokens,
+                                      "?" if official else "")
             self.encoder = SentenceEncoder(params.vlm.sentence_encoder, params.vlm.device)
         else:
             self.vlm, self.encoder = load_vlm(spec, params.vlm.device), None

@@ -18,6 +18,7 @@ from glov.io import read_json, write_json
 from glov.jobs.common import answering, base_prompt, dataset_params, llm_sampling, load_llm, process_start, track
 from glov.jobs.embed import Scorer
 from glov.optimizer import StepConfig, Task, init_state
+from glov.optimizer.parse import MAX_CHARS
 from glov.optimizer.prompts import QUESTION, TEMPLATE
 from glov.optimizer.state import State
 from glov.protocol import GUIDED_NEW_TOKENS, departures, is_official, rule_switches
@@ -35,7 +36,8 @@ def step_config(params: C.Params, alpha: float, seed: int, n_layers: int) -> Ste
     return StepConfig(o.candidates, o.topk, sampling, alpha, layer, seed, QUESTION if answering(params) else TEMPLATE,
                       semantics=RECOMPUTED if official["steering_position"] else CACHED, compound=official["alpha_compounding"],
                       guided_sampling=guided, generation_prompt=not official["chat_header"], official_vector=official["steering_vector"],
-                      official_prompt=official["meta_prompt"], official_parser=official["parser"], keep_invalid=official["invalid_candidates"])
+                      official_prompt=official["meta_prompt"], official_parser=official["parser"], keep_invalid=official["invalid_candidates"],
+                      question_chars=None if official["llava_prompt"] else MAX_CHARS)
 
 def _step_key(params: C.Params, dataset: str, alpha: float, seed: int, step_index: int, previous: State | None) -> str:
     """Everything one chain's step depends on, and nothing else: not the other chains, seeds,

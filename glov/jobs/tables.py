@@ -8,7 +8,7 @@ from typing import Sequence
 from glov import config as C
 from glov.data import get_dataset_spec
 from glov.io import read_json, write_text
-from glov.jobs.common import track, vlm_spec
+from glov.jobs.common import manifest_path, track, vlm_spec
 from glov.vlm import ANSWER
 
 
@@ -26,7 +26,7 @@ def write_lab_table(params: C.Params, rows: list[dict]) -> list[str]:
     tasks = lab_tasks(params)
     if not tasks:
         return []
-    chance = {d: 100.0 / len(read_json(paths.MANIFEST.format(dataset=d))["classnames"]) for d in tasks}
+    chance = {d: 100.0 / len(read_json(manifest_path(params, d, params.seeds[0]))["classnames"]) for d in tasks}
     alphas = C.glov_alphas(params)  # the LLM's templates: the GLOV chains of the smallest alpha, one per seed
     alpha = C.alpha_tag(min(alphas)) if alphas else None
 

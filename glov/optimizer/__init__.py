@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Callable
 
 from glov.llm import LLM, Request, Sampling, Steer, row_seed
-from glov.optimizer.parse import Parsed, parse_official, parse_question, parse_template
+from glov.optimizer.parse import MAX_CHARS, Parsed, parse_official, parse_question, parse_template
 from glov.optimizer.prompts import QUESTION, TEMPLATE, meta_prompt, official_meta_prompt, ranked, to_display
 from glov.optimizer.state import Candidate, Guidance, State
 
@@ -46,6 +46,7 @@ class StepConfig:
     official_prompt: bool = False  # the official meta-prompt (glov.optimizer.prompts.official_meta_prompt)
     official_parser: bool = False  # glov.optimizer.parse.parse_official
     keep_invalid: bool = False  # the official handling of invalid and duplicate candidates (score_completions)
+    question_chars: int | None = MAX_CHARS  # the longest candidate prompt of an answering VLM (official LLaVA: None)
 
 
 def init_state(base_template: str, fitness: Fitness) -> tuple[State, dict]:
@@ -70,7 +71,7 @@ def guidance_after(history: tuple[Candidate, ...], previous_best: Candidate, gui
 
 def score_completions(
     outputs: list[str], history: tuple[Candidate, ...], fitness: Fitness, step_index: int, max_words: int | None = None,
-    kind: str = TEMPLATE, official_parser: bool = False, keep_invalid: bool = False,
+    kind: str = TEMPLATE, official_parser: bool = False, keep_invalid: bool = False, question_chars: int | None = MAX_CHARS,
 ) -> tuple[tuple[Candidate, ...], list[dict], int]:
     """Parse each completion and score the new templates: (history + new ones, one record per
     completion, number that could not be parsed). A template seen before costs nothing and must
@@ -93,7 +94,7 @@ def score_completions(
             text = parse_official(raw)
             parsed = Parsed(text) if "{}" in text else Parsed(None, "no {} placeholder")
         else:
-            parsed = parse_question(raw) if kind == QUESTION else parse_template(raw)
+            parsed = parse_question(raw, question_chars) if kind == QUESTION else parse_template(raw)
         if parsed.template is not None and max_words is not None and len(parsed.template.split()) > max_words:
             parsed = Parsed(None, f"more than {max_words} words")
         if parsed.template is None:
@@ -156,7 +157,8 @@ def advance(state: State, proposal: Proposal, outputs: list[str], fitness: Fitne
     """Parse and score the LLM's answers to ``proposal``; the new state and the step's record."""
     t = proposal.step
     history, records, failures = score_completions(outputs, state.history, fitness, t, kind=cfg.kind,
-                                                   official_parser=cfg.official_parser, keep_invalid=cfg.keep_invalid)
+                                                   official_parser=cfg.official_parser, keep_invalid=cfg.keep_invalid,
+                                                   question_chars=cfg.question_chars)
     best, guidance = guidance_after(history, state.best, state.guidance)
     new_state = replace(state, step=t, history=history, best=best, guidance=guidance, failures=state.failures + failures)
     record = {

@@ -52,17 +52,18 @@ def parse_template(completion: str) -> Parsed:
     return Parsed(None, "no <category> placeholder")
 
 
-def parse_question(completion: str) -> Parsed:
+def parse_question(completion: str, max_chars: int | None = MAX_CHARS) -> Parsed:
     """For encoder-decoder VLMs the candidate is a whole prompt (no class placeholder): the first
-    line with words, stripped of numbering, quotes and prefixes."""
+    line with words, stripped of numbering, quotes and prefixes (at most ``max_chars``; the
+    official LLaVA path has no limit)."""
     for raw in (completion or "").splitlines():
         line = _clean(_PROMPT_PREFIX.sub("", _clean(raw))).strip()
         if not re.search(r"[A-Za-z]", line):
             continue
         if _PLACEHOLDER.search(line) or "{" in line or "}" in line:
             return Parsed(None, "a prompt must not hold a placeholder or braces")
-        if len(line) > MAX_CHARS:
-            return Parsed(None, f"longer than {MAX_CHARS} characters")
+        if max_chars is not None and len(line) > max_chars:
+            return Parsed(None, f"longer than {max_chars} characters")
         return Parsed(line)
     return Parsed(None, "empty completion")
 

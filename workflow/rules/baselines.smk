@@ -1,6 +1,6 @@
 rule describe_classes:
     input:
-        manifest=paths.MANIFEST,
+        manifest=SEED_MANIFEST,
         llm=get_llm_dir,
     output:
         [paths.DESCRIPTIONS.replace("{style}", style) for style in STYLES],
@@ -32,7 +32,7 @@ for rule_name, methods, seed in baseline_groups():
         name:
             rule_name
         input:
-            manifest=paths.MANIFEST,
+            manifest=SEED_MANIFEST,
             train=embeddings("train"),
             val=embeddings("val"),
             test=embeddings("test"),
@@ -52,6 +52,7 @@ for rule_name, methods, seed in baseline_groups():
             styles=sorted({DESCRIPTION_STYLE[m] for m in methods if m in DESCRIPTION_STYLE}),
             seed=(lambda w: int(w.seed)) if seed is None else seed,
             method=baselines_params(methods),
+            protocol=only("protocol", *rule_switches("baselines")),
         threads: 1
         resources:
             mem_mb=4000,

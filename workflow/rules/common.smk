@@ -6,7 +6,7 @@ from glov.data import get_dataset_spec
 from glov.data.integrity import listing_digest
 from glov.jobs.common import answering, check, llm_spec, vlm_spec
 from glov.jobs.tables import lab_tasks
-from glov.protocol import rule_switches
+from glov.protocol import chain_dataset, is_official, rule_switches
 from glov.resume import clear_stale_lock, record_lock_owner, steps_to_request
 from glov.tracking import end_workflow_run, start_workflow_run
 
@@ -22,11 +22,16 @@ BASELINES = [m for m in PARAMS.methods if m in BASELINE_METHODS]
 STYLES = sorted({DESCRIPTION_STYLE[m] for m in BASELINES if m in DESCRIPTION_STYLE})  # written by one describe_classes job
 SEEDS = list(PARAMS.seeds)
 DATASETS = list(PARAMS.data.datasets)
+CHAINS = list(dict.fromkeys(chain_dataset(d, PARAMS.protocol) for d in DATASETS))  # the datasets GLOV optimises on
 LAB_TASKS = lab_tasks(PARAMS)
 ANSWERING = answering(PARAMS)  # a LLaVA-style VLM scores prompts on the images: no embedding cache
 BASE_KEY = "base_prompt" if ANSWERING else "base_template"  # what step 0 scores
 LAST_STEP = paths.step_name(PARAMS.optimizer.steps)
 SPLITS = list(paths.SPLITS)
+SPLIT_PER_SEED = is_official(PARAMS.protocol, "split_seed")  # official: each run seed draws its own splits
+# Where a dataset's manifest and embedding cache live; per seed, the rules that have a {seed} read those of their seed
+MANIFEST, EMBEDDINGS = (paths.SEEDED_MANIFEST, paths.SEEDED_EMBEDDINGS) if SPLIT_PER_SEED else (paths.MANIFEST, paths.EMBEDDINGS)
+SEED_MANIFEST = MANIFEST.replace("{split_seed}", "{seed}")
 STEP_BLOCKS = step_blocks(PARAMS.optimizer.steps, PARAMS.optimizer.steps_per_job) if ALPHAS else []
 BUNDLED = {
     name: spec
@@ -38,6 +43,7 @@ BUNDLED = {
 wildcard_constraints:
     dataset="[A-Za-z0-9_.-]+",
     split="train|val|test",
+    split_seed=r"\d+",
     step=r"\d{3}",
     alpha=r"[0-9.]+",
     seed=r"\d+",
@@ -73,7 +79,7 @@ def dataset_listing(wildcards):
 
 def embeddings(split):
     """The cached image embeddings a job reads (none for an answering VLM)."""
-    return [] if ANSWERING else paths.EMBEDDINGS.replace("{split}", split)
+    return [] if ANSWERING else EMBEDDINGS.replace("{split}", split).replace("{split_seed}", "{seed}")
 
 
 def get_vlm_dir(wildcards=None):
@@ -124,15 +130,15 @@ def get_baselines():
         paths.BASELINE.format(dataset=d, method=m, seed=s, **run_wildcards())
         for d in DATASETS
         for m in BASELINES
-        for s in (SEEDS[:1] if m in DETERMINISTIC else SEEDS)
+        for s in (SEEDS[:1] if m in DETERMINISTIC and not SPLIT_PER_SEED else SEEDS)
     ]
 
 
 def baseline_groups():
     """(rule, methods, seed) of each baselines rule: the methods that use randomness run per seed
     (seed None: the seed is a wildcard); S-TEMP and DS-TEMP run once, for the first seed."""
-    seeded = [m for m in BASELINES if m not in DETERMINISTIC]
-    fixed = [m for m in BASELINES if m in DETERMINISTIC]
+    seeded = [m for m in BASELINES if m not in DETERMINISTIC or SPLIT_PER_SEED]  # own splits per seed: all per seed
+    fixed = [m for m in BASELINES if m not in seeded]
     return [g for g in (("baselines", seeded, None), ("fixed_baselines", fixed, SEEDS[0])) if g[1]]
 
 
@@ -155,10 +161,16 @@ def get_steps():
     """Each chain's last step, and any step file a finished chain has lost (see glov.resume)."""
     return steps_to_request(
         [paths.STEP.format(dataset=d, alpha=a, seed=s, step=paths.step_name(t), **run_wildcards()) for t in range(PARAMS.optimizer.steps + 1)]
-        for d in DATASETS
+        for d in CHAINS
         for a in ALPHAS
         for s in SEEDS
     )
+
+
+def final_steps(wildcards):
+    """The last step of every alpha chain whose prompts a (dataset, seed) scores (see chain_dataset)."""
+    chain = chain_dataset(wildcards.dataset, PARAMS.protocol)
+    return [paths.STEP.format(dataset=chain, alpha=a, seed=wildcards.seed, step=LAST_STEP, **run_wildcards()) for a in ALPHAS]
 
 
 def get_final_output():

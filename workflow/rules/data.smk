@@ -20,11 +20,11 @@ rule prep_dataset:
     input:
         get_dataset_dir,
     output:
-        paths.MANIFEST,
+        MANIFEST,
     log:
-        "logs/prep_dataset/{dataset}.log",
+        "logs/prep_dataset/{dataset}.log" if not SPLIT_PER_SEED else "logs/prep_dataset/{dataset}/split{split_seed}.log",
     benchmark:
-        "benchmarks/runs/prep_dataset/{dataset}.tsv"
+        "benchmarks/runs/prep_dataset/{dataset}.tsv" if not SPLIT_PER_SEED else "benchmarks/runs/prep_dataset/{dataset}/split{split_seed}.tsv"
     conda:
         "../envs/glov.yaml"
     params:
@@ -39,14 +39,14 @@ rule prep_dataset:
 
 rule embed_images:
     input:
-        manifest=paths.MANIFEST,
+        manifest=MANIFEST,
         vlm=get_vlm_dir,
     output:
-        [paths.EMBEDDINGS.replace("{split}", split) for split in SPLITS],
+        [EMBEDDINGS.replace("{split}", split) for split in SPLITS],
     log:
-        "logs/embed_images/{dataset}/{vlm}.log",
+        "logs/embed_images/{dataset}/{vlm}.log" if not SPLIT_PER_SEED else "logs/embed_images/{dataset}/{vlm}/split{split_seed}.log",
     benchmark:
-        "benchmarks/runs/embed_images/{dataset}/{vlm}.tsv"
+        "benchmarks/runs/embed_images/{dataset}/{vlm}.tsv" if not SPLIT_PER_SEED else "benchmarks/runs/embed_images/{dataset}/{vlm}/split{split_seed}.tsv"
     conda:
         "../envs/glov.yaml"
     params:

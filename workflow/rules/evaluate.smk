@@ -3,8 +3,8 @@ if ALPHAS:
 
     rule score:
         input:
-            manifest=paths.MANIFEST,
-            final_steps=[paths.STEP.replace("{alpha}", a).replace("{step}", LAST_STEP) for a in ALPHAS],
+            manifest=SEED_MANIFEST,
+            final_steps=final_steps,
             train=embeddings("train"),
             val=embeddings("val"),
             test=embeddings("test"),

@@ -7,7 +7,7 @@ for block in STEP_BLOCKS:
         name:
             block_rule(block)
         input:
-            manifest=paths.MANIFEST,
+            manifest=SEED_MANIFEST,
             train=embeddings("train"),
             vlm=get_vlm_dir,
             llm=get_llm_dir() if block[-1] > 0 else [],
