@@ -18,6 +18,7 @@ include: "workflow/rules/optimize.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/baselines.smk"
 include: "workflow/rules/tables.smk"
+include: "workflow/rules/ablation.smk"
 
 
 onstart:

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
-from glov.scoring import accuracy
+from glov.scoring import accuracy, correct_string
 from glov.vlm import VLMError
 
 
@@ -112,8 +112,15 @@ class AnswerFitness:
         self.answers: dict[str, list[str]] = {}
 
     def __call__(self, prompt: str | Sequence[str]) -> float:
+        return accuracy(self._scores(prompt), self.labels)
+
+    def correct(self, prompt: str | Sequence[str]) -> str:
+        """Which images the prompt gets right, one '0'/'1' per image."""
+        return correct_string(self._scores(prompt), self.labels)
+
+    def _scores(self, prompt: str | Sequence[str]) -> torch.Tensor:
         prompt = prompt if isinstance(prompt, str) else prompt[0]  # one prompt is used; an ensemble has no meaning here
         if prompt not in self.answers:
             self.answers[prompt] = self.vlm.answer(self.images, prompt, self.batch_size)
         predictions = nearest_class(self.encoder.encode(self.answers[prompt]), self.class_embeddings)
-        return accuracy(F.one_hot(predictions, len(self.class_embeddings)).float(), self.labels)
+        return F.one_hot(predictions, len(self.class_embeddings)).float()

@@ -124,6 +124,14 @@ class ProtocolConfig:
 
 
 @dataclass(frozen=True)
+class AblationConfig:
+    """The protocol ablation (glov.ablation): variants beside the run, each under results/ablation/<variant>/."""
+
+    variants: tuple[str, ...] = ()
+    bootstrap: int = 2000
+
+
+@dataclass(frozen=True)
 class EvalConfig:
     ensemble_size: int
 
@@ -172,6 +180,7 @@ class Params:
     methods: tuple[str, ...] = ()
     baselines: BaselinesConfig = field(default_factory=BaselinesConfig)
     protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
+    ablation: AblationConfig = field(default_factory=AblationConfig)
 
 
 def _fill_defaults(node_schema: dict, instance: Any) -> Any:
@@ -237,6 +246,7 @@ def build(d: Mapping[str, Any]) -> Params:
             **d["baselines"], "llm_opt": LLMOptConfig(**d["baselines"]["llm_opt"]), "awt": AWTConfig(**d["baselines"]["awt"]),
         }),
         protocol=ProtocolConfig(**d["protocol"]),
+        ablation=AblationConfig(**{**d["ablation"], "variants": tuple(d["ablation"]["variants"])}),
     )
     check_methods(params)
     return params

@@ -19,6 +19,7 @@ TABLE_MD = "results/tables/glov.md"
 TABLE_CSV = "results/tables/glov.csv"
 PAPER_TABLE = "results/tables/paper_table1.md"
 LAB_TABLE = "results/tables/lab.md"
+PROTOCOL_TABLE = "results/tables/protocol.md"  # the protocol ablation (glov.ablation)
 METRICS = "results/metrics.json"
 PLOT = "results/plots/{dataset}.png"
 CURVE = "results/curves/{dataset}_a{alpha}.csv"
@@ -31,3 +32,16 @@ def step_name(step: int) -> str:
 def html_of(markdown_path: str) -> str:
     """The HTML page written beside a markdown table (what the Snakemake report shows)."""
     return markdown_path.removesuffix(".md") + ".html"
+
+
+def of_variant(pattern, ablated: bool = True):
+    """Where a protocol-ablation variant keeps what the run keeps under ``results/`` (and its logs
+    and benchmark records): an ``ablation/{variant}/`` level below the root. Lists map element-wise."""
+    if isinstance(pattern, (list, tuple)):
+        return [of_variant(p, ablated) for p in pattern]
+    if not ablated:
+        return pattern
+    for root in ("results/", "logs/", "benchmarks/runs/"):
+        if pattern.startswith(root):
+            return root + "ablation/{variant}/" + pattern[len(root) :]
+    raise ValueError(f"{pattern}: not under results/, logs/ or benchmarks/runs/")

@@ -19,6 +19,11 @@ def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return 100.0 * float((logits.argmax(dim=-1) == labels).float().mean())
 
 
+def correct_string(logits: torch.Tensor, labels: torch.Tensor) -> str:
+    """Per image, 1 where the top-1 class is right: what paired bootstrap intervals resample."""
+    return "".join("1" if ok else "0" for ok in (logits.argmax(dim=-1) == labels).tolist())
+
+
 def top1_accuracy(image_features: torch.Tensor, labels: torch.Tensor, class_weights: torch.Tensor) -> float:
     """Top-1 accuracy in % of ``argmax(image . class)``."""
     return accuracy(image_features @ class_weights.T, labels)

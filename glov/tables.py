@@ -47,16 +47,24 @@ def per_seed_results(scores: list[RunScore], baselines: Iterable[Mapping] = ()) 
     out: dict[str, dict[str, dict[int, float]]] = {m: {} for m in LABELS}
     for b in baselines:
         out[b["method"]].setdefault(b["dataset"], {})[int(b["seed"])] = b["test_acc"]
+    for (method, dataset, seed), run in chosen_runs(scores).items():
+        out[method].setdefault(dataset, {})[seed] = run.score["test_acc"]
+    return {m: v for m, v in out.items() if v}
+
+
+def chosen_runs(scores: list[RunScore]) -> dict[tuple[str, str, int], RunScore]:
+    """(method, dataset, seed) -> the chain whose result it reports: alpha = 0 for GLOV w/o
+    guidance, the alpha > 0 with the best val accuracy (ties -> smaller alpha) for GLOV."""
+    out: dict[tuple[str, str, int], RunScore] = {}
     for dataset, seed in sorted({(r.dataset, r.seed) for r in scores}):
         runs = sorted((r for r in scores if r.dataset == dataset and r.seed == seed), key=lambda r: r.alpha)
         for r in runs:
             if r.alpha == 0:
-                out[GLOV_WO].setdefault(dataset, {})[seed] = r.score["test_acc"]
+                out[GLOV_WO, dataset, seed] = r
         guided = [r for r in runs if r.alpha > 0]
         if guided:
-            best = max(guided, key=lambda r: (r.score["val_acc"], -r.alpha))
-            out[GLOV].setdefault(dataset, {})[seed] = best.score["test_acc"]
-    return {m: v for m, v in out.items() if v}
+            out[GLOV, dataset, seed] = max(guided, key=lambda r: (r.score["val_acc"], -r.alpha))
+    return out
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:

@@ -47,7 +47,7 @@ def job(smk: Any) -> Iterator[C.Params]:
     torch.set_num_threads(max(1, int(getattr(smk, "threads", 1))))
     try:
         with sigterm_raises():
-            yield C.from_dict(smk.config)
+            yield job_params(smk)
     except USER_ERRORS as exc:
         for stream in {log_file, terminal}:
             print(f"error: {exc}", file=stream)
@@ -59,6 +59,17 @@ def job(smk: Any) -> Iterator[C.Params]:
         sys.stderr = terminal
         if log_file is not terminal:
             log_file.close()
+
+def job_params(smk: Any) -> C.Params:
+    """The run's params; a protocol-ablation job's protocol is its variant's (the {variant} wildcard)."""
+    params = C.from_dict(smk.config)
+    variant = getattr(smk.wildcards, "variant", None)
+    if variant is None:
+        return params
+    from glov.ablation import with_variant
+
+    return with_variant(params, variant)
+
 
 def check(params: C.Params) -> None:
     """Checks that need the registries, run before any job starts (the schema cannot know them):

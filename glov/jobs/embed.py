@@ -15,7 +15,7 @@ from glov.embeddings import CacheError, ImageEmbeddings, load_embeddings, save_e
 from glov.io import read_json
 from glov.jobs.common import track, vlm_spec
 from glov.vlm import ANSWER, VLM, embed_image_files, load_vlm, open_image, text_classifier
-from glov.scoring import top1_accuracy
+from glov.scoring import accuracy, correct_string
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +60,15 @@ class TemplateFitness:
         self.vlm, self.classnames, self.emb = vlm, list(classnames), emb
 
     def __call__(self, template: str | Sequence[str]) -> float:
+        return accuracy(self._logits(template), self.emb.labels)
+
+    def correct(self, template: str | Sequence[str]) -> str:
+        """Which images the template (ensemble) gets right, one '0'/'1' per image."""
+        return correct_string(self._logits(template), self.emb.labels)
+
+    def _logits(self, template: str | Sequence[str]):
         templates = [template] if isinstance(template, str) else list(template)
-        return top1_accuracy(self.emb.features, self.emb.labels, text_classifier(self.vlm, self.classnames, templates))
+        return self.emb.features @ text_classifier(self.vlm, self.classnames, templates).T
 
 class Scorer:
     """Scores prompts on a dataset's splits with the run's VLM: a dual encoder on cached image

@@ -53,12 +53,22 @@ def score_chain(params: C.Params, manifest: dict, state: State, fit: Mapping[str
         val_by_step[s] = fit["val"](templates)
         curve.append({"step": s, "best_train": best_so_far, "topk_train": fit["train"](templates), "topk_val": val_by_step[s]})
     chosen = select_step(val_by_step, templates_by_step)
+    per_image = getattr(fit["test"], "correct", None)  # every real fitness has it; paired bootstrap intervals (glov.ablation)
     return {
         "dataset": manifest["dataset"],
         "chosen_step": chosen.step,
         "templates": chosen.templates,
         "val_acc": chosen.val_accuracy,
         "test_acc": fit["test"](chosen.templates),
+        **({"test_correct": per_image(chosen.templates), "test_set": test_set_digest(manifest)} if per_image else {}),
         "failures": state.failures,
         "curve": curve,
     }
+
+
+def test_set_digest(manifest: dict) -> str:
+    """Which test images a result was scored on: two results are paired only when these are equal."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(manifest["splits"]["test"]).encode()).hexdigest()[:16]

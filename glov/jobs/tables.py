@@ -79,3 +79,27 @@ def aggregate_tables(
         for artefact in (*lab, paths.TABLE_MD, paths.TABLE_CSV, paths.PAPER_TABLE, paths.METRICS, *plots):
             tracker.log_artifact(artefact)
         tracker.log_metrics(read_json(paths.METRICS))
+
+
+def write_protocol_table(params: C.Params, entries: Sequence[tuple[str, str, float, int, str]], out: str | Path) -> None:
+    """Rule protocol_table: ``entries`` are (variant, dataset, alpha, seed, score path) of every
+    variant's chains; writes results/tables/protocol.md and its HTML page."""
+    from glov import tables
+    from glov.ablation import protocol_table
+
+    chosen: dict[str, dict] = {}
+    for variant in dict.fromkeys(v for v, *_ in entries):
+        scores = tables.load_scores([(d, a, s, p) for v, d, a, s, p in entries if v == variant])
+        chosen[variant] = {key: run.score for key, run in tables.chosen_runs(scores).items()}
+    methods = [(m, tables.LABELS[m]) for m in (tables.GLOV, tables.GLOV_WO) if m in params.methods]
+    header = (
+        "# Protocol ablation\n\n"
+        f"Each variant reruns the GLOV chains of {', '.join(params.data.datasets)} with seeds {', '.join(map(str, params.seeds))}: "
+        "`clean` = every switch clean (the reference), `official` = every switch official, a switch's name = that switch "
+        "official alone (docs/PROTOCOL.md). Accuracies are test top-1 (%), means over seeds; Δ is the variant minus clean, "
+        f"mean over seeds, with a paired bootstrap 95 % interval over test images ({params.ablation.bootstrap} resamples); "
+        "`*` marks an interval that excludes 0."
+    )
+    with track(params, "protocol_table", {"variants": list(chosen)}):
+        write_text(out, protocol_table(chosen, list(params.data.datasets), methods, params.ablation.bootstrap, header))
+        tables.write_html_of(out)

@@ -6,7 +6,9 @@ from glov.data import get_dataset_spec
 from glov.data.integrity import listing_digest
 from glov.jobs.common import answering, check, llm_spec, vlm_spec
 from glov.jobs.tables import lab_tasks
-from glov.protocol import chain_dataset, is_official, rule_switches
+from glov.ablation import REFERENCE, variant_protocol, with_variant
+from glov.paths import of_variant
+from glov.protocol import chain_dataset, departures, is_official, rule_switches, split_seed
 from glov.resume import clear_stale_lock, record_lock_owner, steps_to_request
 from glov.tracking import end_workflow_run, start_workflow_run
 
@@ -32,6 +34,9 @@ SPLIT_PER_SEED = is_official(PARAMS.protocol, "split_seed")  # official: each ru
 # Where a dataset's manifest and embedding cache live; per seed, the rules that have a {seed} read those of their seed
 MANIFEST, EMBEDDINGS = (paths.SEEDED_MANIFEST, paths.SEEDED_EMBEDDINGS) if SPLIT_PER_SEED else (paths.MANIFEST, paths.EMBEDDINGS)
 SEED_MANIFEST = MANIFEST.replace("{split_seed}", "{seed}")
+# The protocol ablation (config/ablation_protocol.yaml): clean, the reference, then the variants asked for
+VARIANTS = list(dict.fromkeys([REFERENCE, *PARAMS.ablation.variants])) if PARAMS.ablation.variants else []
+V_MANIFEST, V_EMBEDDINGS = of_variant(paths.SEEDED_MANIFEST), of_variant(paths.SEEDED_EMBEDDINGS)
 STEP_BLOCKS = step_blocks(PARAMS.optimizer.steps, PARAMS.optimizer.steps_per_job) if ALPHAS else []
 BUNDLED = {
     name: spec
@@ -44,6 +49,7 @@ wildcard_constraints:
     dataset="[A-Za-z0-9_.-]+",
     split="train|val|test",
     split_seed=r"\d+",
+    variant="|".join(VARIANTS) or "^$",
     step=r"\d{3}",
     alpha=r"[0-9.]+",
     seed=r"\d+",
@@ -64,6 +70,59 @@ def gpus(*sections):
 
 def run_wildcards(**extra):
     return dict(vlm=VLM, llm=LLM, **extra)
+
+
+def variant_switches(rule):
+    """A variant job's ``protocol`` params: its switches of ``rule`` (they follow from its name)."""
+    return lambda w: {k: v for k, v in variant_protocol(w.variant).items() if k in rule_switches(rule)}
+
+
+def own_data(variant):
+    """Whether a variant draws other splits than the run (its data switches differ): then it has
+    its own manifests and embedding caches, else it reads the run's."""
+    return departures(variant_protocol(variant), "prep_dataset") != departures(config["protocol"], "prep_dataset")
+
+
+def variant_manifest(w):
+    if not own_data(w.variant):
+        return SEED_MANIFEST.format(dataset=w.dataset, seed=w.seed)
+    return V_MANIFEST.format(variant=w.variant, dataset=w.dataset, split_seed=split_seed(with_variant(PARAMS, w.variant), int(w.seed)))
+
+
+def variant_embeddings(split):
+    def inputs(w):
+        if ANSWERING:
+            return []
+        if not own_data(w.variant):
+            return embeddings(split).format(dataset=w.dataset, vlm=w.vlm, seed=w.seed)
+        seed = split_seed(with_variant(PARAMS, w.variant), int(w.seed))
+        return V_EMBEDDINGS.format(variant=w.variant, dataset=w.dataset, vlm=w.vlm, split=split, split_seed=seed)
+
+    return inputs
+
+
+def shares_chains(variant):
+    """Whether a variant's chains are the run's own (same data, same switches of glov_steps, e.g.
+    clean, or final_set alone, in a clean run): then it scores those instead of running them again."""
+    return not own_data(variant) and departures(variant_protocol(variant), "glov_steps") == departures(config["protocol"], "glov_steps")
+
+
+def variant_final_steps(w):
+    """The last step of every alpha chain a variant's (dataset, seed) scores."""
+    chain = chain_dataset(w.dataset, with_variant(PARAMS, w.variant).protocol)
+    step = paths.STEP if shares_chains(w.variant) else of_variant(paths.STEP)
+    return [step.format(variant=w.variant, dataset=chain, alpha=a, seed=w.seed, step=LAST_STEP, **run_wildcards()) for a in ALPHAS]
+
+
+def variant_scores():
+    """(variant, dataset, alpha, seed, score path) of every chain of the ablation."""
+    return [
+        (v, d, float(a), s, of_variant(paths.SCORE).format(variant=v, dataset=d, alpha=a, seed=s, **run_wildcards()))
+        for v in VARIANTS
+        for d in DATASETS
+        for a in ALPHAS
+        for s in SEEDS
+    ]
 
 
 def get_dataset_dir(wildcards):
@@ -181,6 +240,7 @@ def get_final_output():
         paths.METRICS,
         *get_plots(),
         *[paths.CURVE.format(dataset=d, alpha=a) for d in DATASETS for a in ALPHAS],
+        *([paths.PROTOCOL_TABLE, paths.html_of(paths.PROTOCOL_TABLE)] if VARIANTS else []),
     ]
 
 
