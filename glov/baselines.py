@@ -3,13 +3,14 @@
 ``ds_temp`` is CLIP's hand-written 80-template ImageNet ensemble (as shipped with open_clip), the
 strongest template-only baseline in the GLOV paper's Table 1. CuPL, DCLIP and AWT score LLM
 descriptions of the classes (rule describe_classes), LLM-Opt runs the LLM itself; S-TEMP and
-DS-TEMP use no randomness, so they run once (first seed).
+DS-TEMP use no randomness, so they run once (first seed), as do ``glov_released`` and
+``glov_wo_guidance_released``, which score the prompts the GLOV authors released (glov.released).
 """
 
 from __future__ import annotations
 
 DESCRIPTION_STYLE = {"cupl": "sentences", "dclip": "descriptors", "awt": "sentences"}
-DETERMINISTIC = ("s_temp", "ds_temp")
+DETERMINISTIC = ("s_temp", "ds_temp", "glov_released", "glov_wo_guidance_released")
 
 
 def ds_temp_templates() -> list[str]:
@@ -34,4 +35,6 @@ def method_params(config: dict, method: str, base_key: str = "base_template") ->
         "cupl": {},
         "dclip": {},
         "awt": {"base_template": o["base_template"], **b["awt"]},
+        "glov_released": {},  # the released file's content is part of the key (glov.jobs.baselines)
+        "glov_wo_guidance_released": {},
     }[method]

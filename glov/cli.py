@@ -92,6 +92,14 @@ def _diff(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fetch_released(args: argparse.Namespace) -> int:
+    """The released prompts, parsed as data (never imported or run)."""
+    from glov.released import RELEASED_PATH, fetch_released
+
+    print(f"ok: {fetch_released(args.dest or RELEASED_PATH, args.given)}")
+    return 0
+
+
 def _fetch_data(args: argparse.Namespace) -> int:
     """Part of the install: the Debian-packaged images the lab VLM and lab tasks are built from."""
     from pathlib import Path
@@ -117,6 +125,12 @@ def main(argv: list[str] | None = None) -> int:
                        help="no apt-get needed: a downloaded .deb, a folder holding the .deb files, or a folder of "
                             "the unpacked data (e.g. another machine's resources/sources); repeatable")
     fetch.set_defaults(fn=_fetch_data)
+    released = sub.add_parser("fetch-released", help="the GLOV authors' released prompts, for methods glov_released and "
+                                                    "glov_wo_guidance_released (needs the internet once)")
+    released.add_argument("--dest", default=None, help="the JSON written (default: resources/released/glov_prompts.json)")
+    released.add_argument("--from", dest="given", default=None, metavar="FILE",
+                          help="no download: a copy of utils/discovered_prompts.py from github.com/jmiemirza/GLOV")
+    released.set_defaults(fn=_fetch_released)
     diff = sub.add_parser("diff", help="accuracy and params differences between two runs")
     for name in ("a", "b"):
         diff.add_argument(name, help="a results directory, a git revision or a DVC experiment name")
@@ -125,12 +139,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from glov.diff import DiffError
     from glov.jobs.common import USER_ERRORS
+    from glov.released import ReleasedError
     from glov.resume import Terminated, sigterm_raises
 
     try:
         with sigterm_raises():
             return args.fn(args)
-    except (*USER_ERRORS, DiffError) as exc:
+    except (*USER_ERRORS, DiffError, ReleasedError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except (KeyboardInterrupt, Terminated):

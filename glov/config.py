@@ -252,7 +252,7 @@ def build(d: Mapping[str, Any]) -> Params:
     return params
 
 
-BASELINE_METHODS = ("s_temp", "ds_temp", "llm_opt", "cupl", "dclip", "awt")
+BASELINE_METHODS = ("s_temp", "ds_temp", "llm_opt", "cupl", "dclip", "awt", "glov_released", "glov_wo_guidance_released")
 
 
 def glov_alphas(params: Params) -> tuple[float, ...]:
@@ -269,6 +269,13 @@ def check_methods(params: Params) -> None:
         raise ConfigError(f"methods: glov needs an alpha > 0 in steering.alphas (got {alphas}); or drop glov from methods")
     if "glov_wo_guidance" in params.methods and 0 not in alphas:
         raise ConfigError(f"methods: glov_wo_guidance needs 0.0 in steering.alphas (got {alphas}); or drop it from methods")
+    from glov.released import OFFICIAL_NAMES, RELEASED_METHODS
+
+    replayed = [m for m in params.methods if m in RELEASED_METHODS]
+    others = [d for d in params.data.datasets if d not in OFFICIAL_NAMES.values()]
+    if replayed and others:
+        raise ConfigError(f"methods: {replayed[0]} scores the GLOV authors' released prompts, which exist for the paper's 16 datasets "
+                          f"only, not {others[0]!r}; drop it from methods or run it on the paper's datasets")
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

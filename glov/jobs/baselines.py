@@ -95,6 +95,17 @@ def _llm_opt(inputs: BaselineInputs) -> dict:
     record = llm_opt(llm, inputs.fitness("train"), task, p.optimizer.base_template, p.baselines.llm_opt, llm_sampling(p), inputs.seed)
     return _templates_result(inputs, [record["best"]], search=record)
 
+def _released(method: str) -> Callable[[BaselineInputs], dict]:
+    """Score the prompts the GLOV authors released for this dataset (glov.released): the top-3
+    template ensemble, or for an answering VLM the one prompt."""
+
+    def run(inputs: BaselineInputs) -> dict:
+        from glov.released import RELEASED_PATH, released_prompts
+
+        return _templates_result(inputs, released_prompts(RELEASED_PATH, inputs.manifest["dataset"], method, answering(inputs.params)))
+
+    return run
+
 def _embedded_texts(inputs: BaselineInputs, with_base: bool) -> tuple[list[torch.Tensor], int]:
     per_class, fallbacks = inputs.class_texts(with_base)
     return [inputs.vlm.encode_texts(texts) for texts in per_class], fallbacks
@@ -123,7 +134,8 @@ def _awt(inputs: BaselineInputs) -> dict:
 
     return _val_and_test(accuracy_on, classes_without_text=fallbacks, views=cfg.views, logit_scale=inputs.vlm.logit_scale)
 
-BASELINES = {"s_temp": _s_temp, "ds_temp": _ds_temp, "llm_opt": _llm_opt, "cupl": _cupl, "dclip": _dclip, "awt": _awt}
+BASELINES = {"s_temp": _s_temp, "ds_temp": _ds_temp, "llm_opt": _llm_opt, "cupl": _cupl, "dclip": _dclip, "awt": _awt,
+             **{m: _released(m) for m in ("glov_released", "glov_wo_guidance_released")}}
 
 
 def run_baselines(
@@ -136,6 +148,7 @@ def run_baselines(
     the LLM descriptions the description methods score. A result whose inputs and params are
     unchanged is taken from the :class:`glov.resume.ResultStore`, so changing one method's params,
     or adding a method, computes that method alone."""
+    from glov.released import RELEASED_METHODS, RELEASED_PATH
     from glov.resume import ResultStore
 
     manifest = read_json(manifest_path)
@@ -148,7 +161,8 @@ def run_baselines(
         described = {style: file_digest(path) for style, path in descriptions.items()}
         for method in methods:
             style = DESCRIPTION_STYLE.get(method)
-            key = baseline_key(params, manifest["dataset"], method, seed, shared + ([described[style]] if style else []))
+            key = baseline_key(params, manifest["dataset"], method, seed, shared + ([described[style]] if style else [])
+                               + ([file_digest(RELEASED_PATH)] if method in RELEASED_METHODS else []))
             result = store.restore(outputs[method], key)
             if result is None:
                 inputs = BaselineInputs(params, scorer, dict(embeddings), texts.get(style), seed)

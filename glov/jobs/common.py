@@ -18,6 +18,7 @@ from glov.data import DataError, get_dataset_spec
 from glov.data.splits import SplitError
 from glov.embeddings import CacheError
 from glov.llm import HFLLM, LLMS, LLMError, LLMSpec, Sampling, resolve_llm
+from glov.released import ReleasedError
 from glov.resume import Terminated, sigterm_raises
 from glov.steering import SteeringError, resolve_layer
 from glov.tracking import job_run
@@ -28,9 +29,9 @@ log = logging.getLogger(__name__)
 
 MODELS_DIR = Path("resources/models")
 
-ANSWER_METHODS = ("s_temp", "glov_wo_guidance", "glov")  # the others score text embeddings a LLaVA has not got
+ANSWER_METHODS = ("s_temp", "glov_wo_guidance", "glov", "glov_wo_guidance_released", "glov_released")  # the others score text embeddings a LLaVA has not got
 
-USER_ERRORS = (C.ConfigError, DataError, SplitError, CacheError, VLMError, LLMError, SteeringError)
+USER_ERRORS = (C.ConfigError, DataError, SplitError, CacheError, VLMError, LLMError, SteeringError, ReleasedError)
 
 @contextmanager
 def job(smk: Any) -> Iterator[C.Params]:

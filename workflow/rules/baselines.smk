@@ -39,6 +39,7 @@ for rule_name, methods, seed in baseline_groups():
             vlm=get_vlm_dir,
             llm=get_llm_dir() if "llm_opt" in methods else [],
             descriptions=description_inputs(methods),
+            released=[RELEASED_PATH] if set(methods) & set(RELEASED_METHODS) else [],
         output:
             baseline_outputs(methods, seed),
         log:
@@ -59,3 +60,16 @@ for rule_name, methods, seed in baseline_groups():
             gpu=gpus("vlm", "llm") if "llm_opt" in methods else gpus("vlm"),
         script:
             "../scripts/baselines.py"
+
+
+# The prompts the GLOV authors released (methods glov_released, glov_wo_guidance_released): downloaded
+# once and parsed as data; offline, put the file there with `glov fetch-released --from FILE`.
+rule fetch_released:
+    output:
+        RELEASED_PATH,
+    log:
+        "logs/fetch_released.log",
+    conda:
+        "../envs/glov.yaml"
+    script:
+        "../scripts/fetch_released.py"

@@ -8,6 +8,7 @@ from glov.jobs.common import answering, check, llm_spec, vlm_spec
 from glov.jobs.tables import lab_tasks
 from glov.ablation import REFERENCE, variant_protocol, with_variant
 from glov.paths import of_variant
+from glov.released import RELEASED_METHODS, RELEASED_PATH
 from glov.protocol import chain_dataset, departures, is_official, rule_switches, split_seed
 from glov.resume import clear_stale_lock, record_lock_owner, steps_to_request
 from glov.tracking import end_workflow_run, start_workflow_run
