@@ -22,7 +22,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from glov.protocol import CLEAN, OFFICIAL, SWITCHES
+from glov.protocol import CLEAN, OFFICIAL, SWITCHES, departures
 
 REFERENCE = CLEAN  # what every variant is compared with
 
@@ -37,6 +37,18 @@ def variant_protocol(name: str) -> dict[str, str]:
 def with_variant(params, name: str):
     """``params`` with the protocol of variant ``name`` (everything else unchanged)."""
     return replace(params, protocol=type(params.protocol)(**variant_protocol(name)))
+
+
+def own_data(variant: str, run_protocol: Mapping[str, str]) -> bool:
+    """Whether a variant draws other splits than the run (its data switches differ): then it needs
+    its own manifests and embedding caches, else it reads the run's."""
+    return departures(variant_protocol(variant), "prep_dataset") != departures(run_protocol, "prep_dataset")
+
+
+def shares_chains(variant: str, run_protocol: Mapping[str, str]) -> bool:
+    """Whether a variant's chains are the run's own (same data and the same switches of glov_steps:
+    clean, or final_set alone, in a clean run): it then scores those instead of running them again."""
+    return not own_data(variant, run_protocol) and departures(variant_protocol(variant), "glov_steps") == departures(run_protocol, "glov_steps")
 
 
 def bootstrap_difference(runs: Sequence[tuple[str, str, bool]], resamples: int, seed: int) -> tuple[float, float, float]:

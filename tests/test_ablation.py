@@ -62,3 +62,13 @@ def test_the_protocol_table_marks_intervals_that_exclude_zero():
     assert lines[4] == "| clean | toy | 60.0 | (reference) | - | - |"
     assert lines[5].startswith("| official | toy | 100.0 | +40.0 [+") and lines[5].endswith("] * | - | - |")
     assert lines[6] == "| parser | toy | 60.0 | +0.0 [+0.0, +0.0] | - | - |"
+
+
+def test_which_variants_need_their_own_data_or_chains():
+    from glov.ablation import own_data, shares_chains
+
+    clean_run = variant_protocol("clean")
+    assert [own_data(v, clean_run) for v in ("clean", "final_set", "parser", "val_split", "split_seed", "official")] == [
+        False, False, False, True, True, True]
+    assert [shares_chains(v, clean_run) for v in ("clean", "final_set", "parser", "val_split")] == [True, True, False, False]
+    assert shares_chains("official", variant_protocol("official")) and not own_data("official", variant_protocol("official"))

@@ -8,7 +8,7 @@ class names and the seeded 1-shot train / val / test image lists that every late
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Callable, Mapping

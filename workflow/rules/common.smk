@@ -6,10 +6,10 @@ from glov.data import get_dataset_spec
 from glov.data.integrity import listing_digest
 from glov.jobs.common import answering, check, llm_spec, vlm_spec
 from glov.jobs.tables import lab_tasks
-from glov.ablation import REFERENCE, variant_protocol, with_variant
+from glov.ablation import REFERENCE, own_data, shares_chains, variant_protocol, with_variant
 from glov.paths import of_variant
 from glov.released import RELEASED_METHODS, RELEASED_PATH
-from glov.protocol import chain_dataset, departures, is_official, rule_switches, split_seed
+from glov.protocol import chain_dataset, is_official, rule_switches, split_seed
 from glov.resume import clear_stale_lock, record_lock_owner, steps_to_request
 from glov.tracking import end_workflow_run, start_workflow_run
 
@@ -78,14 +78,8 @@ def variant_switches(rule):
     return lambda w: {k: v for k, v in variant_protocol(w.variant).items() if k in rule_switches(rule)}
 
 
-def own_data(variant):
-    """Whether a variant draws other splits than the run (its data switches differ): then it has
-    its own manifests and embedding caches, else it reads the run's."""
-    return departures(variant_protocol(variant), "prep_dataset") != departures(config["protocol"], "prep_dataset")
-
-
 def variant_manifest(w):
-    if not own_data(w.variant):
+    if not own_data(w.variant, config["protocol"]):
         return SEED_MANIFEST.format(dataset=w.dataset, seed=w.seed)
     return V_MANIFEST.format(variant=w.variant, dataset=w.dataset, split_seed=split_seed(with_variant(PARAMS, w.variant), int(w.seed)))
 
@@ -94,7 +88,7 @@ def variant_embeddings(split):
     def inputs(w):
         if ANSWERING:
             return []
-        if not own_data(w.variant):
+        if not own_data(w.variant, config["protocol"]):
             return embeddings(split).format(dataset=w.dataset, vlm=w.vlm, seed=w.seed)
         seed = split_seed(with_variant(PARAMS, w.variant), int(w.seed))
         return V_EMBEDDINGS.format(variant=w.variant, dataset=w.dataset, vlm=w.vlm, split=split, split_seed=seed)
@@ -102,16 +96,10 @@ def variant_embeddings(split):
     return inputs
 
 
-def shares_chains(variant):
-    """Whether a variant's chains are the run's own (same data, same switches of glov_steps, e.g.
-    clean, or final_set alone, in a clean run): then it scores those instead of running them again."""
-    return not own_data(variant) and departures(variant_protocol(variant), "glov_steps") == departures(config["protocol"], "glov_steps")
-
-
 def variant_final_steps(w):
     """The last step of every alpha chain a variant's (dataset, seed) scores."""
     chain = chain_dataset(w.dataset, with_variant(PARAMS, w.variant).protocol)
-    step = paths.STEP if shares_chains(w.variant) else of_variant(paths.STEP)
+    step = paths.STEP if shares_chains(w.variant, config["protocol"]) else of_variant(paths.STEP)
     return [step.format(variant=w.variant, dataset=chain, alpha=a, seed=w.seed, step=LAST_STEP, **run_wildcards()) for a in ALPHAS]
 
 
