@@ -57,7 +57,7 @@ SWITCHES: dict[str, Switch] = {
         (7,), ("glov_steps",),
         "an invalid candidate is recorded, never scored; a duplicate is not scored again",
         "an invalid candidate is scored as its text (or the empty template) and kept: every class gets the same text, "
-        "so it scores the share of class 0 (about chance); duplicates are scored and appended again; every step also "
+        "so every image goes to class 0 (as the official NaN embeddings do): the share of class 0, about chance; duplicates are scored and appended again; every step also "
         "appends an empty template; final sets never hold a template without {}",
     ),
     "steering_vector": Switch(

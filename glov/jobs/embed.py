@@ -68,6 +68,10 @@ class TemplateFitness:
 
     def _logits(self, template: str | Sequence[str]):
         templates = [template] if isinstance(template, str) else list(template)
+        if not any("{}" in t for t in templates):
+            # every class gets the same text: exact arithmetic ties every class (the official code's NaN
+            # embeddings send every image to class 0); rounding would break the tie at random, so: class 0
+            return torch.zeros(len(self.emb.labels), len(self.classnames))
         return self.emb.features @ text_classifier(self.vlm, self.classnames, templates).T
 
 class Scorer:
