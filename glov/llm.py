@@ -248,8 +248,16 @@ class HFLLM(_OneChat):
         return [[next(texts) for _ in r.seeds] for r in requests]
 
     def mean_hidden(self, text: str, layer: int) -> SteeringVector:
-        ids = self.tokenizer(text, return_tensors="pt")["input_ids"].to(self.device)
-        return mean_hidden_state(self.model, ids, layer)
+        return mean_hidden_state(self.model, self._ids(text), layer)
+
+    def _ids(self, text: str) -> torch.Tensor:
+        """The text's token ids as a [1, T] batch. A text with no tokens (the empty template the
+        official handling of invalid candidates keeps, with a tokenizer that adds no BOS) is the
+        BOS token alone, or EOS where the model has no BOS: a sequence needs one position."""
+        ids = self.tokenizer(text)["input_ids"]
+        if not ids:
+            ids = [self.tokenizer.bos_token_id if self.tokenizer.bos_token_id is not None else self.tokenizer.eos_token_id]
+        return torch.tensor([ids], device=self.device)
 
     def official_difference(self, positive: str, negative: str, layer: int) -> SteeringVector:
         """The official steering vector (OFFICIAL.md row 8): both texts as given (``<category>``
@@ -260,8 +268,7 @@ class HFLLM(_OneChat):
         pad = self.tokenizer.eos_token or ""
         means = []
         for text, n in zip((positive, negative), lengths):
-            ids = self.tokenizer(text + pad * (max(lengths) - n), return_tensors="pt")["input_ids"].to(self.device)
-            means.append(mean_hidden_state(self.model, ids, layer, include_first=True).vector.half())
+            means.append(mean_hidden_state(self.model, self._ids(text + pad * (max(lengths) - n)), layer, include_first=True).vector.half())
         return SteeringVector(layer, means[0] - means[1])
 
 

@@ -70,3 +70,15 @@ def test_official_steering_semantics_equal_the_literal_loop_on_smollm2(llm):
     rows = [Row(prompt, s, 1.0, 50, 0.9, n, offset=half, semantics=RECOMPUTED, compound=0.5) for s in (0, 1)]
     sampled = sample_rows(llm.model, rows, layer, llm.eos_ids, llm.tokenizer.pad_token_id)
     assert sampled == literal_reference(llm.model, prompt, layer, half, [0, 1], 0.5, 1.0, 50, 0.9, n, eos=llm.eos_ids)[0]
+
+
+def test_the_empty_template_has_a_steering_vector(llm):
+    """The official handling of invalid candidates keeps the empty template, which can become p-;
+    SmolLM2's tokenizer adds no BOS, so it has no token: it is read as the BOS token alone."""
+    from glov.steering import mean_hidden_state
+
+    assert llm.tokenizer("")["input_ids"] == [] and llm.tokenizer.bos_token_id is not None
+    empty = llm.mean_hidden("", 16)
+    assert torch.equal(empty.vector, mean_hidden_state(llm.model, torch.tensor([[llm.tokenizer.bos_token_id]]), 16).vector)
+    assert (llm.mean_hidden("a photo of a {}.", 16) - empty).norm > 0
+    assert llm.official_difference("a <category>.", "", 16).vector.shape == (576,)
