@@ -2,14 +2,17 @@
 
 ``ds_temp`` is CLIP's hand-written 80-template ImageNet ensemble (as shipped with open_clip), the
 strongest template-only baseline in the GLOV paper's Table 1. CuPL, DCLIP and AWT score LLM
-descriptions of the classes (rule describe_classes), LLM-Opt runs the LLM itself; S-TEMP and
+descriptions of the classes (rule describe_classes); LLM-Opt runs the LLM itself, and ProAPO both
+(its template pool) and evolves ensembles of templates and of those descriptions. LLaMP is trained
+(rule train_llamp); its job scores the class weights it learnt. S-TEMP and
 DS-TEMP use no randomness, so they run once (first seed), as do ``glov_released`` and
 ``glov_wo_guidance_released``, which score the prompts the GLOV authors released (glov.released).
 """
 
 from __future__ import annotations
 
-DESCRIPTION_STYLE = {"cupl": "sentences", "dclip": "descriptors", "awt": "sentences"}
+DESCRIPTION_STYLE = {"cupl": "sentences", "dclip": "descriptors", "awt": "sentences", "proapo": "sentences", "llamp": "descriptors"}
+LLM_METHODS = ("llm_opt", "proapo")  # run the LLM inside the baselines job
 DETERMINISTIC = ("s_temp", "ds_temp", "glov_released", "glov_wo_guidance_released")
 
 
@@ -32,6 +35,8 @@ def method_params(config: dict, method: str, base_key: str = "base_template") ->
         "s_temp": {base_key: o[base_key]},
         "ds_temp": {},
         "llm_opt": {**sampling, **b["llm_opt"], "llm": llm},
+        "proapo": {**sampling, **b["proapo"], "llm": llm},
+        "llamp": {**b["llamp"], "llm": llm, "shots": config["data"]["shots"]},  # the trained file's content is in the key too
         "cupl": {},
         "dclip": {},
         "awt": {"base_template": o["base_template"], **b["awt"]},

@@ -154,10 +154,40 @@ class AWTConfig:
 
 
 @dataclass(frozen=True)
+class ProAPOConfig:
+    """glov.proapo.ProAPOSettings as params (baselines.proapo)."""
+
+    pool_size: int = 12
+    population: int = 4
+    template_iterations: int = 4
+    description_iterations: int = 4
+    max_templates: int = 4
+    max_descriptions: int = 3
+    classes_per_iteration: int = 5
+    mutation_rate: float = 0.2
+    entropy_weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class LLaMPConfig:
+    """glov.llamp.LLaMPSettings as params (baselines.llamp)."""
+
+    prompt_tokens: int = 4
+    text_prompts: int = 2
+    depth: int = 6
+    lora_rank: int = 4
+    iterations: int = 60
+    lr: float = 0.002
+    weight_decay: float = 0.0
+
+
+@dataclass(frozen=True)
 class BaselinesConfig:
     descriptions_per_class: int = 5
     max_new_tokens: int = 48
     llm_opt: LLMOptConfig = field(default_factory=LLMOptConfig)
+    proapo: ProAPOConfig = field(default_factory=ProAPOConfig)
+    llamp: LLaMPConfig = field(default_factory=LLaMPConfig)
     awt: AWTConfig = field(default_factory=AWTConfig)
 
 
@@ -243,7 +273,8 @@ def build(d: Mapping[str, Any]) -> Params:
         tracking=TrackingConfig(**d["tracking"]),
         methods=tuple(d["methods"]),
         baselines=BaselinesConfig(**{
-            **d["baselines"], "llm_opt": LLMOptConfig(**d["baselines"]["llm_opt"]), "awt": AWTConfig(**d["baselines"]["awt"]),
+            **d["baselines"], "llm_opt": LLMOptConfig(**d["baselines"]["llm_opt"]),
+            "proapo": ProAPOConfig(**d["baselines"]["proapo"]), "llamp": LLaMPConfig(**d["baselines"]["llamp"]), "awt": AWTConfig(**d["baselines"]["awt"]),
         }),
         protocol=ProtocolConfig(**d["protocol"]),
         ablation=AblationConfig(**{**d["ablation"], "variants": tuple(d["ablation"]["variants"])}),
@@ -252,7 +283,7 @@ def build(d: Mapping[str, Any]) -> Params:
     return params
 
 
-BASELINE_METHODS = ("s_temp", "ds_temp", "llm_opt", "cupl", "dclip", "awt", "glov_released", "glov_wo_guidance_released")
+BASELINE_METHODS = ("s_temp", "ds_temp", "llm_opt", "proapo", "llamp", "cupl", "dclip", "awt", "glov_released", "glov_wo_guidance_released")
 
 
 def glov_alphas(params: Params) -> tuple[float, ...]:

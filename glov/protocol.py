@@ -57,8 +57,9 @@ SWITCHES: dict[str, Switch] = {
         (7,), ("glov_steps",),
         "an invalid candidate is recorded, never scored; a duplicate is not scored again",
         "an invalid candidate is scored as its text (or the empty template) and kept: every class gets the same text, "
-        "so every image goes to class 0 (as the official NaN embeddings do): the share of class 0, about chance; duplicates are scored and appended again; every step also "
-        "appends an empty template; final sets never hold a template without {}",
+        "so every image goes to class 0 (as the official NaN embeddings do): the share of class 0, about chance; "
+        "duplicates are scored and appended again; every step also appends an empty template; final sets never hold "
+        "a template without {}",
     ),
     "steering_vector": Switch(
         (8,), ("glov_steps",),
@@ -87,7 +88,7 @@ SWITCHES: dict[str, Switch] = {
     "variant_splits": Switch(
         (14,), ("prep_dataset",),
         "ImageNet-R/-A/-Sketch: fitness and val from ImageNet's train photos, test = the whole target set",
-        "the target set split at random 60/20/20 (seeded by data.seed): 1-shot fitness from the 60 %, val = the 20 %, "
+        "the target set split at random 60/20/20 (seeded by the split seed: data.seed, or the run seed under split_seed): 1-shot fitness from the 60 %, val = the 20 %, "
         "test = the other 20 %",
     ),
     "imagenet_v2_prompts": Switch(

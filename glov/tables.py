@@ -2,7 +2,7 @@
 
 Method selection happens here, on val only: "GLOV" is the alpha > 0 with the best val accuracy
 (ties -> smaller alpha), per dataset and seed; "GLOV w/o guidance" is alpha = 0. Every other
-method (S-TEMP, DS-TEMP, LLM-Opt, CuPL, DCLIP, AWT) comes from its own baseline result file.
+method (S-TEMP, DS-TEMP, LLM-Opt, ProAPO, CuPL, DCLIP, AWT, LLaMP) comes from its own result file.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ LABELS = {  # also the order of the table rows
     S_TEMP: "S-TEMP (a photo of a {}.)",
     DS_TEMP: "DS-TEMP (80-template ensemble)",
     LLM_OPT: "LLM-Opt",
+    "proapo": "ProAPO (evolved templates + descriptions)",
     CUPL: "CuPL (LLM descriptions)",
     DCLIP: "DCLIP (LLM descriptors)",
     AWT: "AWT (views + descriptions + OT)",
@@ -118,14 +119,15 @@ def load_published(name: str = "glov_table1") -> dict:
 
 def paper_table(rows: list[dict], vlm_label: str, published: Mapping | None = None) -> str:
     """Our numbers next to the paper's, per cell ``ours / paper (ours - paper)``; ``-`` where we
-    have no number. Only the paper's datasets and methods appear; our mean is taken over the
-    paper's datasets, and only for a method that has all of them (other datasets we ran do not
-    enter it)."""
+    have no number. Only the paper's datasets appear; a method the paper has no row for (one we
+    ran beside it) gets ``ours / -``, never a guess. Our mean is taken over the paper's datasets,
+    and only for a method that has all of them (other datasets we ran do not enter it)."""
     published = published or load_published()
     cols = published["datasets"]
     ours = {(r["method"], r["dataset"]): r["mean"] for r in rows if r["dataset"] != "mean"}
     paper_datasets = published.get("mean_over") or [d for d in cols if d != "mean"]  # a paper that gives only its mean names them
-    for method in [*published["methods"], *RELEASED_OF]:
+    unpublished = [m for m in LABELS if m not in published["methods"] and m not in RELEASED_OF and any((m, d) in ours for d in paper_datasets)]
+    for method in [*published["methods"], *RELEASED_OF, *unpublished]:
         if all((method, d) in ours for d in paper_datasets):
             ours[(method, "mean")] = round(statistics.fmean(ours[(method, d)] for d in paper_datasets), 2)
     lines = [
@@ -139,11 +141,15 @@ def paper_table(rows: list[dict], vlm_label: str, published: Mapping | None = No
         "|---|" + "---|" * len(cols),
     ]
     replays = [(m, published["methods"][of]) for m, of in RELEASED_OF.items() if of in published["methods"] and any(k[0] == m for k in ours)]
-    for method, numbers in [*published["methods"].items(), *replays]:  # the released prompts beside the row they replay
+    others = [(m, [None] * len(cols)) for m in unpublished]
+    for method, numbers in [*published["methods"].items(), *replays, *others]:  # the released prompts beside the row they replay
         cells = []
         for col, theirs in zip(cols, numbers):
             mine = ours.get((method, col))
-            cells.append(f"- / {theirs:.1f}" if mine is None else f"{mine:.1f} / {theirs:.1f} ({mine - theirs:+.1f})")
+            if theirs is None:
+                cells.append("-" if mine is None else f"{mine:.1f} / -")
+            else:
+                cells.append(f"- / {theirs:.1f}" if mine is None else f"{mine:.1f} / {theirs:.1f} ({mine - theirs:+.1f})")
         lines.append(f"| {LABELS[method]} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

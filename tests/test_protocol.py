@@ -33,6 +33,17 @@ def test_every_results_changing_row_has_a_switch():
     assert sorted(switched) == sorted(rows - set(NOT_RESULTS))  # each row once
 
 
+def test_the_switch_names_agree_everywhere():
+    """The switches are named in glov.protocol, the params dataclass and the schema (protocol keys and
+    the ablation's variants): a switch added in one place and not the others fails here."""
+    from dataclasses import fields
+
+    schema = yaml.safe_load((REPO / "glov" / "schemas" / "params.schema.yaml").read_text())["properties"]
+    assert {f.name for f in fields(C.ProtocolConfig)} == set(SWITCHES)
+    assert set(schema["protocol"]["properties"]) == set(SWITCHES)
+    assert set(schema["ablation"]["properties"]["variants"]["items"]["enum"]) == {CLEAN, OFFICIAL, *SWITCHES}
+
+
 def test_switches_default_to_clean_and_the_paper_configs_set_them():
     schema = C.schema()["properties"]["protocol"]["properties"]
     assert set(schema) == set(SWITCHES)

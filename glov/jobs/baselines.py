@@ -4,6 +4,7 @@ splits and in the result format every method shares."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
@@ -46,6 +47,9 @@ class BaselineInputs:
     embeddings: dict[str, str | Path | None]
     descriptions: dict | None
     seed: int
+    llm: Callable[[], object]  # loads the LLM once per job, on first use
+    trained: str | Path | None = None  # a trained method's file (LLaMP: rule train_llamp)
+
 
     @property
     def vlm(self) -> VLM:
@@ -90,10 +94,38 @@ def _llm_opt(inputs: BaselineInputs) -> dict:
     from glov.llm_opt import llm_opt
 
     p = inputs.params
-    llm = load_llm(p)
+    llm = inputs.llm()
     task = Task(inputs.manifest["dataset"], inputs.manifest["description"])
     record = llm_opt(llm, inputs.fitness("train"), task, p.optimizer.base_template, p.baselines.llm_opt, llm_sampling(p), inputs.seed)
     return _templates_result(inputs, [record["best"]], search=record)
+
+def _proapo(inputs: BaselineInputs) -> dict:
+    """ProAPO (glov.proapo): templates from one LLM query, descriptions from rule describe_classes."""
+    from glov.proapo import ProAPOSettings, Prompt, proapo, template_pool
+
+    p, m, vlm = inputs.params, inputs.manifest, inputs.vlm
+    cfg = ProAPOSettings(**asdict(p.baselines.proapo))
+    candidates, raw = template_pool(inputs.llm(), m["dataset"], m["description"], p.optimizer.base_template, cfg.pool_size,
+                                    llm_sampling(p), inputs.seed)
+    pools = [inputs.descriptions["classes"][name]["texts"] for name in m["classnames"]]
+
+    def logits(prompt: Prompt, split: str) -> torch.Tensor:
+        weights = class_means([vlm.encode_texts(texts) for texts in prompt.class_texts(m["classnames"])])
+        return vlm.logit_scale * inputs.split(split).features @ weights.T
+
+    best, record = proapo(candidates, pools, lambda prompt: logits(prompt, "train"), inputs.split("train").labels, cfg, inputs.seed)
+    return _val_and_test(lambda s: accuracy(logits(best, s), inputs.split(s).labels), templates=list(best.templates),
+                         descriptions={name: list(d) for name, d in zip(m["classnames"], best.descriptions)},
+                         search=record | {"template_candidates": candidates, "raw": raw})
+
+def _llamp(inputs: BaselineInputs) -> dict:
+    """LLaMP (glov.llamp): the class weights rule train_llamp learnt, scored on val and test."""
+    from glov.jobs.llamp import load_checked
+
+    saved = load_checked(inputs.trained, inputs.manifest["classnames"], "LLaMP training result")
+    weights = saved["class_weights"].to(inputs.split("val").features.dtype)
+    return _val_and_test(lambda s: top1_accuracy(inputs.split(s).features, inputs.split(s).labels, weights), shots=saved["shots"],
+                         final_loss=saved["losses"][-1], first_loss=saved["losses"][0], n_trainable=saved["n_trainable"])
 
 def _released(method: str) -> Callable[[BaselineInputs], dict]:
     """Score the prompts the GLOV authors released for this dataset (glov.released): the top-3
@@ -134,18 +166,19 @@ def _awt(inputs: BaselineInputs) -> dict:
 
     return _val_and_test(accuracy_on, classes_without_text=fallbacks, views=cfg.views, logit_scale=inputs.vlm.logit_scale)
 
-BASELINES = {"s_temp": _s_temp, "ds_temp": _ds_temp, "llm_opt": _llm_opt, "cupl": _cupl, "dclip": _dclip, "awt": _awt,
+BASELINES = {"s_temp": _s_temp, "ds_temp": _ds_temp, "llm_opt": _llm_opt, "proapo": _proapo, "llamp": _llamp, "cupl": _cupl, "dclip": _dclip, "awt": _awt,
              **{m: _released(m) for m in ("glov_released", "glov_wo_guidance_released")}}
 
 
 def run_baselines(
     params: C.Params, seed: int, manifest_path: str | Path, embeddings: Mapping[str, str | Path | None],
-    descriptions: Mapping[str, str | Path], outputs: Mapping[str, str | Path],
+    descriptions: Mapping[str, str | Path], outputs: Mapping[str, str | Path], trained: Mapping[str, str | Path] | None = None,
 ) -> None:
     """Rule baselines: every method of ``outputs`` ({method: path}) on one dataset and seed, the
     VLM and its text-embedding cache shared, each in the result format every method shares
     (``val_acc``, ``test_acc`` and the method's details). ``descriptions`` ({style: path}) holds
-    the LLM descriptions the description methods score. A result whose inputs and params are
+    the LLM descriptions the description methods score, ``trained`` ({method: path}) what a
+    trained method learnt. A result whose inputs and params are
     unchanged is taken from the :class:`glov.resume.ResultStore`, so changing one method's params,
     or adding a method, computes that method alone."""
     from glov.released import RELEASED_METHODS, RELEASED_PATH
@@ -154,18 +187,21 @@ def run_baselines(
     manifest = read_json(manifest_path)
     methods = list(outputs)
     store = ResultStore()
+    trained = dict(trained or {})
     with track(params, f"baselines/{manifest['dataset']}/s{seed}", {"dataset": manifest["dataset"], "methods": methods, "seed": seed}) as tracker:
         scorer = Scorer(params, manifest)
+        llm = lru_cache(maxsize=None)(lambda: load_llm(params))
         texts = {style: read_json(path) for style, path in descriptions.items()}
         shared = [file_digest(path) for path in (manifest_path, *filter(None, embeddings.values()))]  # once per job, not per method
         described = {style: file_digest(path) for style, path in descriptions.items()}
         for method in methods:
             style = DESCRIPTION_STYLE.get(method)
             key = baseline_key(params, manifest["dataset"], method, seed, shared + ([described[style]] if style else [])
-                               + ([file_digest(RELEASED_PATH)] if method in RELEASED_METHODS else []))
+                               + ([file_digest(RELEASED_PATH)] if method in RELEASED_METHODS else [])
+                               + ([file_digest(trained[method])] if method in trained else []))
             result = store.restore(outputs[method], key)
             if result is None:
-                inputs = BaselineInputs(params, scorer, dict(embeddings), texts.get(style), seed)
+                inputs = BaselineInputs(params, scorer, dict(embeddings), texts.get(style), seed, llm, trained.get(method))
                 result = {"method": method, "dataset": manifest["dataset"], "seed": seed, **BASELINES[method](inputs)}
                 write_json(outputs[method], result)
                 store.save(outputs[method], key)

@@ -37,9 +37,10 @@ for rule_name, methods, seed in baseline_groups():
             val=embeddings("val"),
             test=embeddings("test"),
             vlm=get_vlm_dir,
-            llm=get_llm_dir() if "llm_opt" in methods else [],
+            llm=get_llm_dir() if set(methods) & set(LLM_METHODS) else [],
             descriptions=description_inputs(methods),
             released=[RELEASED_PATH] if set(methods) & set(RELEASED_METHODS) else [],
+            llamp=[LLAMP_OUT] if "llamp" in methods else [],
         output:
             baseline_outputs(methods, seed),
         log:
@@ -57,7 +58,7 @@ for rule_name, methods, seed in baseline_groups():
         threads: 1
         resources:
             mem_mb=4000,
-            gpu=gpus("vlm", "llm") if "llm_opt" in methods else gpus("vlm"),
+            gpu=gpus("vlm", "llm") if set(methods) & set(LLM_METHODS) else gpus("vlm"),
         script:
             "../scripts/baselines.py"
 
@@ -73,3 +74,55 @@ rule fetch_released:
         "../envs/glov.yaml"
     script:
         "../scripts/fetch_released.py"
+
+
+# LLaMP, a trained method: the LLM's frozen part runs once per class and dataset (its knowledge
+# cache), then training per (dataset, seed) on the run's labelled split; rule baselines scores it.
+rule llamp_knowledge:
+    input:
+        manifest=MANIFEST.replace("{split_seed}", str(SEEDS[0])),
+        llm=get_llm_dir,
+    output:
+        paths.LLAMP_KNOWLEDGE,
+    log:
+        "logs/llamp_knowledge/{dataset}/{llm}.log",
+    benchmark:
+        "benchmarks/runs/llamp_knowledge/{dataset}/{llm}.tsv"
+    conda:
+        "../envs/glov.yaml"
+    params:
+        llm=only("llm", "name", "path", "gguf_file", "dtype"),
+    threads: 1
+    resources:
+        mem_mb=4000,
+        gpu=gpus("llm"),
+    script:
+        "../scripts/llamp_knowledge.py"
+
+
+rule train_llamp:
+    input:
+        manifest=SEED_MANIFEST,
+        train=embeddings("train"),
+        vlm=get_vlm_dir,
+        llm=get_llm_dir,
+        descriptors=paths.DESCRIPTIONS.replace("{style}", "descriptors"),
+        knowledge=paths.LLAMP_KNOWLEDGE,
+    output:
+        LLAMP_OUT,
+    log:
+        f"logs/train_llamp/{{dataset}}/{{vlm}}/{{llm}}/{PARAMS.data.shots}shot/s{{seed}}.log",
+    benchmark:
+        f"benchmarks/runs/train_llamp/{{dataset}}/{{vlm}}/{{llm}}/{PARAMS.data.shots}shot/s{{seed}}.tsv"
+    conda:
+        "../envs/glov.yaml"
+    params:
+        llamp=only("baselines", "llamp"),
+        llm=only("llm", "name", "path", "gguf_file", "dtype"),
+        seed=lambda w: int(w.seed),
+    threads: 1
+    resources:
+        mem_mb=4000,
+        gpu=gpus("vlm", "llm"),
+    script:
+        "../scripts/train_llamp.py"

@@ -1,6 +1,6 @@
 # Validate params.yaml before any job is planned, then expose the helpers the rules use.
 from glov import paths
-from glov.baselines import DESCRIPTION_STYLE, DETERMINISTIC, method_params
+from glov.baselines import DESCRIPTION_STYLE, DETERMINISTIC, LLM_METHODS, method_params
 from glov.config import BASELINE_METHODS, alpha_tag, build, glov_alphas, step_blocks, validate
 from glov.data import get_dataset_spec
 from glov.data.integrity import listing_digest
@@ -35,6 +35,7 @@ SPLIT_PER_SEED = is_official(PARAMS.protocol, "split_seed")  # official: each ru
 # Where a dataset's manifest and embedding cache live; per seed, the rules that have a {seed} read those of their seed
 MANIFEST, EMBEDDINGS = (paths.SEEDED_MANIFEST, paths.SEEDED_EMBEDDINGS) if SPLIT_PER_SEED else (paths.MANIFEST, paths.EMBEDDINGS)
 SEED_MANIFEST = MANIFEST.replace("{split_seed}", "{seed}")
+LLAMP_OUT = paths.LLAMP.replace("{shots}", str(PARAMS.data.shots))  # LLaMP trains on the run's labelled split
 # The protocol ablation (config/ablation_protocol.yaml): clean, the reference, then the variants asked for
 VARIANTS = list(dict.fromkeys([REFERENCE, *PARAMS.ablation.variants])) if PARAMS.ablation.variants else []
 V_MANIFEST, V_EMBEDDINGS = of_variant(paths.SEEDED_MANIFEST), of_variant(paths.SEEDED_EMBEDDINGS)
