@@ -12,7 +12,7 @@ DS-TEMP use no randomness, so they run once (first seed), as do ``glov_released`
 from __future__ import annotations
 
 DESCRIPTION_STYLE = {"cupl": "sentences", "dclip": "descriptors", "awt": "sentences", "proapo": "sentences", "llamp": "descriptors"}
-LLM_METHODS = ("llm_opt", "proapo")  # run the LLM inside the baselines job
+LLM_METHODS = ("llm_opt", "proapo", "random_search")  # run the LLM inside the baselines job
 DETERMINISTIC = ("s_temp", "ds_temp", "glov_released", "glov_wo_guidance_released")
 
 
@@ -21,6 +21,13 @@ def ds_temp_templates() -> list[str]:
     from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
 
     return [make("{}") for make in OPENAI_IMAGENET_TEMPLATES]
+
+
+def search_switches(protocol: dict) -> dict:
+    """The switches random search follows as GLOV's chains do (meta-prompt, parser, final set ...)."""
+    from glov.protocol import departures
+
+    return departures(protocol, "glov_steps") | departures(protocol, "score")
 
 
 def method_params(config: dict, method: str, base_key: str = "base_template") -> dict:
@@ -36,7 +43,9 @@ def method_params(config: dict, method: str, base_key: str = "base_template") ->
         "ds_temp": {},
         "llm_opt": {**sampling, **b["llm_opt"], "llm": llm},
         "proapo": {**sampling, **b["proapo"], "llm": llm},
-        "llamp": {**b["llamp"], "llm": llm, "shots": config["data"]["shots"]},  # the trained file's content is in the key too
+        "llamp": {**b["llamp"], "llm": llm, "shots": config["data"]["shots"]},
+        "random_search": {**sampling, base_key: o[base_key], **{k: o[k] for k in ("steps", "candidates", "topk")},
+                          "ensemble_size": config["eval"]["ensemble_size"], "llm": llm, "protocol": search_switches(config["protocol"])},  # the trained file's content is in the key too
         "cupl": {},
         "dclip": {},
         "awt": {"base_template": o["base_template"], **b["awt"]},

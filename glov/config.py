@@ -165,7 +165,7 @@ class ProAPOConfig:
     max_descriptions: int = 3
     classes_per_iteration: int = 5
     mutation_rate: float = 0.2
-    entropy_weight: float = 1.0
+    entropy_weight: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -283,7 +283,7 @@ def build(d: Mapping[str, Any]) -> Params:
     return params
 
 
-BASELINE_METHODS = ("s_temp", "ds_temp", "llm_opt", "proapo", "llamp", "cupl", "dclip", "awt", "glov_released", "glov_wo_guidance_released")
+BASELINE_METHODS = ("s_temp", "ds_temp", "llm_opt", "random_search", "proapo", "llamp", "cupl", "dclip", "awt", "glov_released", "glov_wo_guidance_released")
 
 
 def glov_alphas(params: Params) -> tuple[float, ...]:

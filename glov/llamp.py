@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from glov.llm import Messages, row_seed
+from glov.llm import LLMError, Messages, row_seed
 from glov.steering import decoder_layers
 from glov.vlm import VLM, VLMError, cut_trailing_padding
 
@@ -90,7 +90,9 @@ class LastLayer(nn.Module):
 
     def __init__(self, llm_model: nn.Module, lora_rank: int):
         super().__init__()
-        inner = llm_model.model
+        inner = getattr(llm_model, "model", None)
+        if not all(hasattr(inner, a) for a in ("norm", "rotary_emb")):
+            raise LLMError(f"LLaMP needs a Llama-style decoder (model.norm, model.rotary_emb); {type(llm_model).__name__} has not")
         self.layer = copy.deepcopy(decoder_layers(llm_model)[-1]).float()
         self.norm = copy.deepcopy(inner.norm).float()
         self.rotary = copy.deepcopy(inner.rotary_emb).float()

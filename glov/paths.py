@@ -14,6 +14,7 @@ RUN_DIR = "results/runs/{dataset}/{vlm}/{llm}/a{alpha}/s{seed}"
 STEP = RUN_DIR + "/step_{step}.json"
 SCORE = RUN_DIR + "/score.json"
 BASELINE = "results/baselines/{dataset}/{vlm}/{llm}/{method}/s{seed}.json"
+ORACLE = "results/oracle/{dataset}/{vlm}/{llm}/s{seed}.json"  # lab tasks: the best scored template, chosen on test
 DESCRIPTIONS = "results/descriptions/{dataset}/{llm}/{style}/s{seed}.json"
 LLAMP_KNOWLEDGE = "results/llamp/{dataset}/{llm}/knowledge.pt"  # LLaMP's cache of the LLM's frozen part, per class
 LLAMP = "results/llamp/{dataset}/{vlm}/{llm}/{shots}shot/s{seed}.pt"  # LLaMP's learnt parameters and class weights

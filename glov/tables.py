@@ -11,7 +11,7 @@ import io
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
 from glov.io import read_json, write_json, write_text
 
@@ -21,7 +21,9 @@ LABELS = {  # also the order of the table rows
     S_TEMP: "S-TEMP (a photo of a {}.)",
     DS_TEMP: "DS-TEMP (80-template ensemble)",
     LLM_OPT: "LLM-Opt",
+    "random_search": "Random search (control: no feedback, no steering)",
     "proapo": "ProAPO (evolved templates + descriptions)",
+    "llamp": "LLaMP (trained on the labelled split)",
     CUPL: "CuPL (LLM descriptions)",
     DCLIP: "DCLIP (LLM descriptors)",
     AWT: "AWT (views + descriptions + OT)",
@@ -178,7 +180,50 @@ def _fmt(row: dict | None) -> str:
     return "-" if row is None else f"{row['mean']:.1f}" + (f" ± {row['std']:.1f}" if row["n_seeds"] > 1 else "")
 
 
-def lab_table(rows: list[dict], chance: Mapping[str, float], spreads: Mapping[str, Mapping[int, dict | None]], header: str) -> str:
+LAB_PAIRS = ((GLOV, S_TEMP), (GLOV, GLOV_WO), (GLOV_WO, "random_search"))  # the differences lab.md gives intervals for
+
+
+@dataclass(frozen=True)
+class Controls:
+    """What calibrates a lab task: the test-chosen oracle template (mean over seeds) and paired
+    bootstrap intervals (mean, low, high) of the method differences in :data:`LAB_PAIRS`."""
+
+    oracle: float | None
+    n_templates: int
+    intervals: Mapping[tuple[str, str], tuple[float, float, float]]
+
+
+def lab_controls(records: Mapping[tuple[str, str, int], Mapping], oracles: Sequence[Mapping], task: str, seeds: Sequence[int],
+                 resamples: int) -> Controls:
+    """``records[(method, task, seed)]``: the result a table cell comes from (with ``test_correct``);
+    a method run once (S-TEMP) is paired with every seed. Intervals combine the seeds: each
+    resample draws the test images of every seed and averages the seed differences."""
+    from glov.ablation import bootstrap_difference, interval_seed
+
+    def record(method: str, seed: int) -> Mapping | None:
+        return records.get((method, task, seed)) or records.get((method, task, seeds[0]))
+
+    intervals = {}
+    for a, b in LAB_PAIRS:
+        pairs = [(record(a, s), record(b, s)) for s in seeds]
+        runs = [(x["test_correct"], y["test_correct"], x["test_set"] == y["test_set"]) for x, y in pairs
+                if x and y and "test_correct" in x and "test_correct" in y]
+        if runs:
+            intervals[a, b] = bootstrap_difference(runs, resamples, interval_seed("lab", f"{a}-{b}", task))
+    mine = [o for o in oracles if o["dataset"] == task]
+    return Controls(statistics.fmean(o["test_acc"] for o in mine) if mine else None, max((o["n_templates"] for o in mine), default=0), intervals)
+
+
+def _interval(mean: float, low: float, high: float) -> str:
+    return f"{mean:+.1f} [{low:+.1f}, {high:+.1f}]" + (" *" if low > 0 or high < 0 else "")
+
+
+def _short(method: str) -> str:
+    return {GLOV: "GLOV", GLOV_WO: "GLOV w/o guidance", S_TEMP: "S-TEMP", "random_search": "random search"}[method]
+
+
+def lab_table(rows: list[dict], chance: Mapping[str, float], spreads: Mapping[str, Mapping[int, dict | None]], header: str,
+              controls: Mapping[str, Controls] | None = None) -> str:
     """The lab tasks' accuracies beside chance, how much wording matters (per seed of the alpha = 0
     chain), and a plain verdict per task computed from the numbers (GLOV beats S-TEMP or it does not)."""
     methods = [m for m in LABELS if any(r["method"] == m for r in rows)]
@@ -193,6 +238,24 @@ def lab_table(rows: list[dict], chance: Mapping[str, float], spreads: Mapping[st
         for seed, sp in sorted(spreads.get(task, {}).items()):
             lines.append(f"| {task} | {seed} | 0 | - | - | - |" if sp is None else
                          f"| {task} | {seed} | {sp['n']} | {sp['min']:.1f} | {sp['max']:.1f} | {sp['spread']:.1f} |")
+    controls = controls or {}
+    if controls:
+        lines += ["", "## Controls and intervals", "",
+                  "Oracle: the best single template any method scored, chosen on *test*: an upper bound, never selectable "
+                  "(an ensemble can beat it, so the headroom can be negative). Differences: mean over seeds in points, paired "
+                  "bootstrap 95 % interval over test images with the seeds combined; `*` marks an interval that excludes 0, "
+                  "the only case in which one method counts as better.", "",
+                  "| task | oracle (test-chosen) | templates | headroom over GLOV | "
+                  + " | ".join(f"{_short(a)} − {_short(b)}" for a, b in LAB_PAIRS) + " |",
+                  "|---|---|---|---|" + "---|" * len(LAB_PAIRS)]
+        for task in chance:
+            c = controls.get(task)
+            if c is None:
+                continue
+            glov = _cell(rows, GLOV, task)
+            headroom = f"{c.oracle - glov['mean']:+.1f}" if c.oracle is not None and glov else "-"
+            cells = [_interval(*c.intervals[pair]) if pair in c.intervals else "-" for pair in LAB_PAIRS]
+            lines.append(f"| {task} | {'-' if c.oracle is None else f'{c.oracle:.1f}'} | {c.n_templates} | {headroom} | " + " | ".join(cells) + " |")
     lines += ["", "## Verdict (from the numbers above)", ""]
     for task in chance:
         s_temp, glov, wo = (_cell(rows, m, task) for m in (S_TEMP, GLOV, GLOV_WO))
@@ -205,11 +268,16 @@ def lab_table(rows: list[dict], chance: Mapping[str, float], spreads: Mapping[st
         if seeds:
             matters = sum(sp["spread"] >= WORDING_MATTERS for sp in seeds)
             line += f" Wording matters in {matters} of {len(seeds)} seeds (largest spread {max(sp['spread'] for sp in seeds):.1f} points)."
-        for name, row in (("GLOV", glov), ("GLOV w/o guidance", wo)):
-            if row and s_temp:
+        intervals = controls[task].intervals if task in controls else {}
+        for name, key, row in (("GLOV", GLOV, glov), ("GLOV w/o guidance", GLOV_WO, wo)):
+            if (key, S_TEMP) in intervals:
+                mean, low, high = intervals[key, S_TEMP]
+                verdict = "beats" if low > 0 else "is worse than" if high < 0 else "cannot be told apart from"
+                line += f" {name} {verdict} S-TEMP ({_interval(mean, low, high)})."
+            elif row and s_temp:
                 delta = row["mean"] - s_temp["mean"]
                 verdict = "beats" if delta > 0 else "ties with" if delta == 0 else "does not beat"
-                line += f" {name} {verdict} S-TEMP ({delta:+.1f} points)."
+                line += f" {name} {verdict} S-TEMP ({delta:+.1f} points, no interval)."
         lines.append(line)
     return "\n".join(lines) + "\n"
 

@@ -83,6 +83,11 @@ def test_paper_table_puts_ours_next_to_published_with_the_difference():
     rows += [{"method": "glov", "dataset": "dtd", "mean": 40.0}, {"method": "glov", "dataset": "mean", "mean": 65.0}]  # our mean includes pets
     md = paper_table(rows, "lab model", published)
     assert "| 40.0 / 42.6 (-2.6) | 52.5 / 53.6 (-1.1) |" in md and "models differ" in md  # mean over paper datasets only
+    # a method the paper has no row for (ProAPO, LLaMP ...) is shown with ours only, never a guessed number
+    rows += [{"method": "proapo", "dataset": "imagenet", "mean": 63.0}, {"method": "llamp", "dataset": "pets", "mean": 70.0}]
+    md = paper_table(rows, "lab model", published)
+    assert "| ProAPO (evolved templates + descriptions) | 63.0 / - | - | - |" in md
+    assert "LLaMP" not in md  # no paper dataset: no row
 
 
 def test_published_numbers_cover_the_sixteen_datasets_and_five_methods():
@@ -136,5 +141,5 @@ def test_lab_table_states_chance_spread_and_an_honest_verdict():
     assert "| a | 10.0 | 60.0 ± 0.0 | 61.0 ± 0.5 | 58.5 ± 1.2 |" in md
     assert "| b | 16.7 | 12.0 ± 0.0 | - | 20.0 ± 2.0 |" in md
     assert "| a | 0 | 20 | 30.0 | 70.0 | 40.0 |" in md and "| a | 1 | 20 | 70.0 | 70.0 | 0.0 |" in md and "| b | 0 | 0 | - | - | - |" in md
-    assert "- a: S-TEMP is above chance (60.0 ± 0.0 vs 10.0). Wording matters in 1 of 2 seeds (largest spread 40.0 points). GLOV does not beat S-TEMP (-1.5 points). GLOV w/o guidance beats S-TEMP (+1.0 points)." in md
-    assert "- b: S-TEMP is NOT above chance (12.0 ± 0.0 vs 16.7). GLOV beats S-TEMP (+8.0 points)." in md
+    assert "- a: S-TEMP is above chance (60.0 ± 0.0 vs 10.0). Wording matters in 1 of 2 seeds (largest spread 40.0 points). GLOV does not beat S-TEMP (-1.5 points, no interval). GLOV w/o guidance beats S-TEMP (+1.0 points, no interval)." in md
+    assert "- b: S-TEMP is NOT above chance (12.0 ± 0.0 vs 16.7). GLOV beats S-TEMP (+8.0 points, no interval)." in md

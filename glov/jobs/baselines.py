@@ -3,6 +3,8 @@ splits and in the result format every method shares."""
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -18,8 +20,11 @@ from glov.protocol import departures
 from glov.jobs.common import answering, base_prompt, dataset_params, llm_sampling, load_llm, track
 from glov.jobs.embed import Scorer, image_paths
 from glov.optimizer import Task
-from glov.scoring import accuracy, class_means, descriptor_logits, top1_accuracy
+from glov.jobs.evaluate import test_set_digest
+from glov.scoring import accuracy, class_means, correct_string, descriptor_logits
 from glov.vlm import VLM, embed_image_view_files
+
+log = logging.getLogger(__name__)
 
 
 def describe(params: C.Params, manifest_path: str | Path, seed: int, outputs: Mapping[str, str | Path]) -> None:
@@ -77,12 +82,21 @@ class BaselineInputs:
             per_class.append(([base.format(name)] if with_base or not texts else []) + texts)
         return per_class, fallbacks
 
-def _val_and_test(accuracy_on: Callable[[str], float], **details) -> dict:
-    """What every baseline reports: its accuracy on val and on test, then its own details."""
-    return {"val_acc": accuracy_on("val"), "test_acc": accuracy_on("test"), **details}
+def _val_and_test(inputs: BaselineInputs, accuracy_on: Callable[[str], float], test_correct: str, **details) -> dict:
+    """What every baseline reports: its accuracy on val and on test, which test images it gets
+    right (paired bootstrap intervals, glov.ablation), then its own details."""
+    return {"val_acc": accuracy_on("val"), "test_acc": accuracy_on("test"), "test_correct": test_correct,
+            "test_set": test_set_digest(inputs.manifest), **details}
+
+def _logits_result(inputs: BaselineInputs, logits_on: Callable[[str], torch.Tensor], **details) -> dict:
+    """A method that scores cached image embeddings itself: [N, C] logits per split."""
+    test = logits_on("test")
+    return _val_and_test(inputs, lambda s: accuracy(test if s == "test" else logits_on(s), inputs.split(s).labels),
+                         correct_string(test, inputs.split("test").labels), **details)
 
 def _templates_result(inputs: BaselineInputs, templates: list[str], **details) -> dict:
-    return _val_and_test(lambda split: inputs.fitness(split)(templates), templates=templates, **details)
+    return _val_and_test(inputs, lambda split: inputs.fitness(split)(templates), inputs.fitness("test").correct(templates),
+                         templates=templates, **details)
 
 def _s_temp(inputs: BaselineInputs) -> dict:
     return _templates_result(inputs, [base_prompt(inputs.params)])
@@ -114,7 +128,7 @@ def _proapo(inputs: BaselineInputs) -> dict:
         return vlm.logit_scale * inputs.split(split).features @ weights.T
 
     best, record = proapo(candidates, pools, lambda prompt: logits(prompt, "train"), inputs.split("train").labels, cfg, inputs.seed)
-    return _val_and_test(lambda s: accuracy(logits(best, s), inputs.split(s).labels), templates=list(best.templates),
+    return _logits_result(inputs, lambda s: logits(best, s), templates=list(best.templates),
                          descriptions={name: list(d) for name, d in zip(m["classnames"], best.descriptions)},
                          search=record | {"template_candidates": candidates, "raw": raw})
 
@@ -124,8 +138,24 @@ def _llamp(inputs: BaselineInputs) -> dict:
 
     saved = load_checked(inputs.trained, inputs.manifest["classnames"], "LLaMP training result")
     weights = saved["class_weights"].to(inputs.split("val").features.dtype)
-    return _val_and_test(lambda s: top1_accuracy(inputs.split(s).features, inputs.split(s).labels, weights), shots=saved["shots"],
+    return _logits_result(inputs, lambda s: inputs.split(s).features @ weights.T, shots=saved["shots"],
                          final_loss=saved["losses"][-1], first_loss=saved["losses"][0], n_trainable=saved["n_trainable"])
+
+def _random_search(inputs: BaselineInputs) -> dict:
+    """The control for GLOV's ranked feedback (glov.optimizer.random_search), its prompts chosen
+    exactly as GLOV's are (glov.jobs.evaluate.score_chain: top-k of the history, step by val)."""
+    from glov.jobs.evaluate import score_chain
+    from glov.jobs.optimize import step_config, task_of
+    from glov.optimizer import init_state, random_search
+    from glov.paths import SPLITS
+
+    p, m, llm = inputs.params, inputs.manifest, inputs.llm()
+    fit = {s: inputs.fitness(s) for s in SPLITS}
+    start, _ = init_state(base_prompt(p), fit["train"])
+    state, records = random_search(start, p.optimizer.steps, llm, fit["train"], task_of(p, m["dataset"], m["description"]),
+                                   step_config(p, 0.0, inputs.seed, llm.n_layers))
+    result = {k: v for k, v in score_chain(p, m, state, fit).items() if k != "dataset"}
+    return result | {"candidates": [r["candidates"] for r in records]}
 
 def _released(method: str) -> Callable[[BaselineInputs], dict]:
     """Score the prompts the GLOV authors released for this dataset (glov.released): the top-3
@@ -145,11 +175,11 @@ def _embedded_texts(inputs: BaselineInputs, with_base: bool) -> tuple[list[torch
 def _cupl(inputs: BaselineInputs) -> dict:
     weights, fallbacks = _embedded_texts(inputs, with_base=False)
     classifier = class_means(weights)
-    return _val_and_test(lambda s: top1_accuracy(inputs.split(s).features, inputs.split(s).labels, classifier), classes_without_text=fallbacks)
+    return _logits_result(inputs, lambda s: inputs.split(s).features @ classifier.T, classes_without_text=fallbacks)
 
 def _dclip(inputs: BaselineInputs) -> dict:
     texts, fallbacks = _embedded_texts(inputs, with_base=False)
-    return _val_and_test(lambda s: accuracy(descriptor_logits(inputs.split(s).features, texts), inputs.split(s).labels), classes_without_text=fallbacks)
+    return _logits_result(inputs, lambda s: descriptor_logits(inputs.split(s).features, texts), classes_without_text=fallbacks)
 
 def _awt(inputs: BaselineInputs) -> dict:
     from glov.awt import awt_logits, pad_texts
@@ -159,14 +189,14 @@ def _awt(inputs: BaselineInputs) -> dict:
     text_views, mask = pad_texts(texts)
     root = Path(inputs.manifest["image_root"])
 
-    def accuracy_on(split: str) -> float:
+    def logits_on(split: str) -> torch.Tensor:
         views = embed_image_view_files(inputs.vlm, [root / q for q in image_paths(inputs.manifest, split)], cfg.views, cfg.crop_scale,
                                        inputs.seed, p.vlm.batch_size, desc=f"AWT views {inputs.manifest['dataset']}/{split}")
-        return accuracy(awt_logits(views, text_views, mask, inputs.vlm.logit_scale, cfg), inputs.split(split).labels)
+        return awt_logits(views, text_views, mask, inputs.vlm.logit_scale, cfg)
 
-    return _val_and_test(accuracy_on, classes_without_text=fallbacks, views=cfg.views, logit_scale=inputs.vlm.logit_scale)
+    return _logits_result(inputs, logits_on, classes_without_text=fallbacks, views=cfg.views, logit_scale=inputs.vlm.logit_scale)
 
-BASELINES = {"s_temp": _s_temp, "ds_temp": _ds_temp, "llm_opt": _llm_opt, "proapo": _proapo, "llamp": _llamp, "cupl": _cupl, "dclip": _dclip, "awt": _awt,
+BASELINES = {"s_temp": _s_temp, "ds_temp": _ds_temp, "llm_opt": _llm_opt, "proapo": _proapo, "llamp": _llamp, "random_search": _random_search, "cupl": _cupl, "dclip": _dclip, "awt": _awt,
              **{m: _released(m) for m in ("glov_released", "glov_wo_guidance_released")}}
 
 
@@ -201,10 +231,14 @@ def run_baselines(
                                + ([file_digest(trained[method])] if method in trained else []))
             result = store.restore(outputs[method], key)
             if result is None:
+                started = time.perf_counter()
                 inputs = BaselineInputs(params, scorer, dict(embeddings), texts.get(style), seed, llm, trained.get(method))
                 result = {"method": method, "dataset": manifest["dataset"], "seed": seed, **BASELINES[method](inputs)}
                 write_json(outputs[method], result)
                 store.save(outputs[method], key)
+                seconds = time.perf_counter() - started  # the log and MLflow only: results stay byte-identical
+                log.info("%s took %.1f s", method, seconds)
+                tracker.log_metrics({f"seconds/{method}": seconds})
             tracker.log_metrics({f"val_acc/{method}": result["val_acc"], f"test_acc/{method}": result["test_acc"]})
             tracker.log_artifact(outputs[method])
 

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 MODELS_DIR = Path("resources/models")
 
-ANSWER_METHODS = ("s_temp", "glov_wo_guidance", "glov", "glov_wo_guidance_released", "glov_released")  # the others score text embeddings a LLaVA has not got
+ANSWER_METHODS = ("s_temp", "random_search", "glov_wo_guidance", "glov", "glov_wo_guidance_released", "glov_released")  # the others score text embeddings a LLaVA has not got
 
 USER_ERRORS = (C.ConfigError, DataError, SplitError, CacheError, VLMError, LLMError, SteeringError, ReleasedError)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 from glov import config as C
 from glov import paths
@@ -72,3 +72,37 @@ def test_set_digest(manifest: dict) -> str:
     import json
 
     return hashlib.sha256(json.dumps(manifest["splits"]["test"]).encode()).hexdigest()[:16]
+
+
+def scored_templates(step_records: Sequence[Mapping], baseline_results: Sequence[Mapping]) -> list[str]:
+    """Every single template any method scored in a run of one (dataset, seed): each GLOV chain's
+    history, random search's and LLM-Opt's candidates, ProAPO's pool, S-TEMP and DS-TEMP's 80, the
+    templates any baseline returned. Only templates with {} (the others give every class one text)."""
+    found: list[str] = []
+    for record in step_records:
+        found += [c["template"] for c in record["state"]["history"]]
+    for result in baseline_results:
+        found += result.get("templates", [])
+        search = result.get("search", {})
+        found += [c["template"] for c in search.get("history", [])] + list(search.get("template_candidates", []))
+        found += [c["template"] for step in result.get("candidates", []) for c in step if c.get("template") is not None]
+        if result.get("method") == "ds_temp":
+            from glov.baselines import ds_temp_templates
+
+            found += ds_temp_templates()
+    return sorted({t for t in found if "{}" in t})
+
+
+def oracle(params: C.Params, manifest_path: str | Path, test_embeddings: str | Path | None, seed: int, step_files: Sequence[str | Path],
+           baseline_files: Sequence[str | Path], out: str | Path) -> None:
+    """Rule oracle: the best single template on *test* among every template the run scored for this
+    (dataset, seed). An upper bound on what choosing among them could give; never selectable."""
+    manifest = read_json(manifest_path)
+    with track(params, f"oracle/{manifest['dataset']}/s{seed}", {"dataset": manifest["dataset"], "seed": seed}) as tracker:
+        templates = scored_templates([read_json(p) for p in step_files], [read_json(p) for p in baseline_files])
+        test = Scorer(params, manifest).fitness("test", test_embeddings)
+        scores = {t: test(t) for t in templates}
+        best = max(templates, key=lambda t: (scores[t], [-ord(ch) for ch in t]))  # ties: the alphabetically first
+        write_json(out, {"dataset": manifest["dataset"], "seed": seed, "template": best, "test_acc": scores[best],
+                         "n_templates": len(templates), "test_correct": test.correct(best), "test_set": test_set_digest(manifest)})
+        tracker.log_metrics({"oracle_test_acc": scores[best], "n_templates": len(templates)})

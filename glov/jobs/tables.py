@@ -18,8 +18,9 @@ def lab_tasks(params: C.Params) -> list[str]:
 
     return [d for d in params.data.datasets if get_dataset_spec(d, params.data.custom).bundled in TASK_CLASSES]
 
-def write_lab_table(params: C.Params, rows: list[dict]) -> list[str]:
-    """``results/tables/lab.md`` when the run has lab tasks; returns what it wrote."""
+def write_lab_table(params: C.Params, rows: list[dict], records: dict | None = None, oracle_paths: Sequence[str] = ()) -> list[str]:
+    """``results/tables/lab.md`` when the run has lab tasks; returns what it wrote. ``records``
+    ((method, dataset, seed) -> result) and the oracle results give its controls and intervals."""
     from glov import paths, tables
     from glov.lab_vlm import TRAINING_RECORD
 
@@ -46,13 +47,33 @@ def write_lab_table(params: C.Params, rows: list[dict]) -> list[str]:
         "# Lab tasks: zero-shot test top-1 accuracy (%) of the offline lab VLM\n\n"
         f"VLM: {vlm_spec(params).label or params.vlm.name}; {trained}. LLM: {params.llm.name}. "
         f"{params.optimizer.steps} steps, {params.optimizer.candidates} candidates per step, alphas {list(params.steering.alphas)}, "
-        f"seeds {list(params.seeds)}; mean ± std over seeds where there are several. Nothing here is tuned by hand."
+        f"seeds {list(params.seeds)}; mean ± std over seeds where there are several. Nothing here is tuned by hand.{shots_note(params)}"
     )
-    write_text(paths.LAB_TABLE, tables.lab_table(rows, chance, spreads, header))
+    oracles = [read_json(p) for p in oracle_paths]
+    controls = {d: tables.lab_controls(records or {}, oracles, d, list(params.seeds), params.ablation.bootstrap) for d in tasks}
+    write_text(paths.LAB_TABLE, tables.lab_table(rows, chance, spreads, header, controls))
     return [paths.LAB_TABLE]
 
+def result_records(entries: Sequence[tuple[str, float, int]], score_paths: Sequence[str], baseline_paths: Sequence[str]) -> dict:
+    """(method, dataset, seed) -> the result a table cell comes from: GLOV's chosen chain, or the baseline's file."""
+    from glov import tables
+
+    chosen = tables.chosen_runs(tables.load_scores([(d, a, s, p) for (d, a, s), p in zip(entries, score_paths)]))
+    records = {key: run.score for key, run in chosen.items()}
+    for path in baseline_paths:
+        result = read_json(path)
+        records[result["method"], result["dataset"], int(result["seed"])] = result
+    return records
+
+def shots_note(params: C.Params) -> str:
+    """A trained method's table says how many labelled images per class it learnt from."""
+    if "llamp" not in params.methods:
+        return ""
+    return f" LLaMP is trained on {params.data.shots} labelled image(s) per class (the split the other methods use as fitness)."
+
 def aggregate_tables(
-    params: C.Params, entries: Sequence[tuple[str, float, int]], score_paths: Sequence[str], baseline_paths: Sequence[str]
+    params: C.Params, entries: Sequence[tuple[str, float, int]], score_paths: Sequence[str], baseline_paths: Sequence[str],
+    oracle_paths: Sequence[str] = (),
 ) -> None:
     """``entries[i]`` = (dataset, alpha, seed) of GLOV's ``score_paths[i]``; baseline results name
     their own method, dataset and seed."""
@@ -63,7 +84,7 @@ def aggregate_tables(
         f"# GLOV results: test top-1 accuracy (%)\n\n"
         f"VLM: {spec.label or params.vlm.name}. LLM: {params.llm.name}. Steps: {params.optimizer.steps}, "
         f"{params.optimizer.candidates} candidates per step, alphas {list(C.glov_alphas(params))}, seeds {list(params.seeds)}."
-        f" Mean ± std over seeds where there are several (methods that use no randomness run once)."
+        f" Mean ± std over seeds where there are several (methods that use no randomness run once).{shots_note(params)}"
     )
     with track(params, "aggregate", {}) as tracker:
         rows = tables.aggregate(
@@ -72,7 +93,7 @@ def aggregate_tables(
         )
         published = "glov_llava_ov" if spec.family == ANSWER else "glov_table1"  # the paper's numbers for this VLM family
         tables.write_paper_table(rows, spec.label or params.vlm.name, paths.PAPER_TABLE, published)
-        lab = write_lab_table(params, rows)
+        lab = write_lab_table(params, rows, result_records(entries, score_paths, baseline_paths), oracle_paths)
         for table in (paths.TABLE_MD, paths.PAPER_TABLE, *lab):
             tables.write_html_of(table)
         plots = [paths.PLOT.format(dataset=d) for d in params.data.datasets] if entries else []

@@ -185,6 +185,21 @@ def step(state: State, llm: LLM, fitness: Fitness, task: Task, cfg: StepConfig) 
     return step_chains([(state, fitness, cfg)], llm, task)[0]
 
 
+def random_search(start: State, steps: int, llm: LLM, fitness: Fitness, task: Task, cfg: StepConfig) -> tuple[State, list[dict]]:
+    """The control that calibrates GLOV w/o guidance: the same LLM, steps and candidate seeds, but
+    every step asks with step 1's meta-prompt (the base template alone): no ranked feedback, no
+    steering. Its step 1 is GLOV's step 1; whatever GLOV w/o guidance gains over it later comes
+    from the ranked examples. All steps are sampled in one batch, then scored in order."""
+    cfg = replace(cfg, alpha=0.0)
+    proposals = [propose(replace(start, step=t), llm, task, cfg) for t in range(steps)]
+    outputs = llm.sample([p.request for p in proposals])
+    state, records = start, []
+    for proposal, out in zip(proposals, outputs):
+        state, record = advance(state, proposal, out, fitness, cfg)
+        records.append(record)
+    return state, records
+
+
 def run(base_template: str, steps: int, llm: LLM, fitness: Fitness, task: Task, cfg: StepConfig) -> tuple[State, list[dict]]:
     """The whole optimisation in one process (``python -m glov run``, tests)."""
     state, first = init_state(base_template, fitness)

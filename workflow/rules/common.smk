@@ -28,6 +28,7 @@ DATASETS = list(PARAMS.data.datasets)
 CHAINS = list(dict.fromkeys(chain_dataset(d, PARAMS.protocol) for d in DATASETS))  # the datasets GLOV optimises on
 LAB_TASKS = lab_tasks(PARAMS)
 ANSWERING = answering(PARAMS)  # a LLaVA-style VLM scores prompts on the images: no embedding cache
+ORACLE_TASKS = [] if ANSWERING else LAB_TASKS  # an answering VLM would answer every test image once per template
 BASE_KEY = "base_prompt" if ANSWERING else "base_template"  # what step 0 scores
 LAST_STEP = paths.step_name(PARAMS.optimizer.steps)
 SPLITS = list(paths.SPLITS)
@@ -181,6 +182,16 @@ def get_baselines():
         for m in BASELINES
         for s in (SEEDS[:1] if m in DETERMINISTIC and not SPLIT_PER_SEED else SEEDS)
     ]
+
+
+def seed_baselines(wildcards):
+    """The baseline results of one (dataset, seed) (the fixed ones: of the first seed)."""
+    return [paths.BASELINE.format(dataset=wildcards.dataset, method=m, seed=wildcards.seed if m not in DETERMINISTIC or SPLIT_PER_SEED else SEEDS[0],
+                                  **run_wildcards()) for m in BASELINES]
+
+
+def get_oracles():
+    return [paths.ORACLE.format(dataset=d, seed=s, **run_wildcards()) for d in ORACLE_TASKS for s in SEEDS]
 
 
 def baseline_groups():

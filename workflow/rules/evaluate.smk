@@ -29,3 +29,33 @@ if ALPHAS:
         priority: 30
         script:
             "../scripts/score.py"
+
+
+# Lab tasks: the best single template any method scored, chosen on test (an upper bound for lab.md).
+if ORACLE_TASKS:
+
+    rule oracle:
+        input:
+            manifest=SEED_MANIFEST,
+            test=embeddings("test"),
+            vlm=get_vlm_dir,
+            final_steps=final_steps if ALPHAS else [],
+            baselines=seed_baselines,
+        output:
+            paths.ORACLE,
+        log:
+            "logs/oracle/{dataset}/{vlm}/{llm}/s{seed}.log",
+        benchmark:
+            "benchmarks/runs/oracle/{dataset}/{vlm}/{llm}/s{seed}.tsv"
+        wildcard_constraints:
+            dataset="|".join(ORACLE_TASKS),
+        conda:
+            "../envs/glov.yaml"
+        params:
+            seed=lambda w: int(w.seed),
+        threads: 1
+        resources:
+            mem_mb=4000,
+            gpu=gpus("vlm"),
+        script:
+            "../scripts/oracle.py"

@@ -2,6 +2,7 @@ rule aggregate:
     input:
         scores=get_scores(),
         baselines=get_baselines(),
+        oracles=get_oracles(),
     output:
         md=paths.TABLE_MD,
         csv=paths.TABLE_CSV,

@@ -1,0 +1,78 @@
+"""The lab's controls (issue: the lab as a measuring instrument): random search, the test-chosen
+oracle, and the paired bootstrap intervals lab.md reports."""
+
+import pytest
+
+from glov.jobs.evaluate import scored_templates
+from glov.llm import FakeLLM
+from glov.optimizer import StepConfig, Task, init_state, random_search, run
+from glov.tables import Controls, lab_controls, lab_table
+
+SCORES = {"a photo of a {}.": 50.0, "a sketch of a {}.": 60.0, "art of the {}.": 70.0, "a drawing of a {}.": 65.0}
+
+
+def fitness(template: str) -> float:
+    return SCORES.get(template, 10.0)
+
+
+def test_random_search_asks_step_one_every_step_with_the_same_seeds_as_glov():
+    answers = ["a sketch of a <category>.", "art of the <category>.", "a drawing of a <category>.", "nothing"]
+    task, cfg = Task("toy", "toy things"), StepConfig(candidates=2, topk=3)
+    start, _ = init_state("a photo of a {}.", fitness)
+    llm = FakeLLM(answers)
+    state, records = random_search(start, 3, llm, fitness, task, cfg)
+    prompts = [messages for messages, _ in llm.calls]
+    assert len(prompts) == 3 and prompts[0] == prompts[1] == prompts[2]  # no feedback: step 1's meta-prompt every step
+    assert all(steer is None for _, steer in llm.calls)
+    assert [r["step"] for r in records] == [1, 2, 3] and state.step == 3
+    assert sum(len(r["candidates"]) for r in records) == 3 * 2  # GLOV's budget: steps x candidates
+    glov_llm = FakeLLM(answers)
+    _, glov_records = run("a photo of a {}.", 1, glov_llm, fitness, task, cfg)
+    assert glov_llm.calls[0][0] == prompts[0]  # step 1 is GLOV's step 1
+    assert [c.template for c in state.history] == ["a photo of a {}.", "a sketch of a {}.", "art of the {}.", "a drawing of a {}."]
+
+
+def test_the_oracle_pool_is_every_single_template_any_method_scored():
+    steps = [{"state": {"history": [{"template": "a photo of a {}.", "accuracy": 1, "step": 0},
+                                    {"template": "a sketch of a {}.", "accuracy": 1, "step": 1}]}}]
+    baselines = [
+        {"method": "s_temp", "templates": ["a photo of a {}."]},
+        {"method": "llm_opt", "templates": ["x {}"], "search": {"history": [{"template": "y {}"}]}},
+        {"method": "proapo", "templates": ["z {}"], "search": {"template_candidates": ["w {}", "no placeholder"]}},
+        {"method": "random_search", "templates": ["v {}"], "candidates": [[{"template": "u {}"}, {"template": None}]]},
+        {"method": "cupl"},
+    ]
+    pool = scored_templates(steps, baselines)
+    assert pool == sorted(["a photo of a {}.", "a sketch of a {}.", "x {}", "y {}", "z {}", "w {}", "v {}", "u {}"])
+    with_ds_temp = scored_templates(steps, [{"method": "ds_temp", "templates": []}])
+    assert len(with_ds_temp) > 60  # the 80 hand-written templates, each alone
+
+
+def record(bits: str, test_set: str = "t", acc: float | None = None) -> dict:
+    return {"test_correct": bits, "test_set": test_set, "test_acc": acc if acc is not None else 100.0 * bits.count("1") / len(bits)}
+
+
+def test_lab_controls_pair_seeds_and_reuse_a_method_run_once():
+    n = 400
+    glov = {s: record("1" * (n // 2 + 40) + "0" * (n // 2 - 40)) for s in (0, 1)}  # 60 %
+    wo = {s: record("1" * (n // 2) + "0" * (n // 2)) for s in (0, 1)}  # 50 %, a subset of GLOV's right answers
+    records = {("glov", "a", s): glov[s] for s in (0, 1)} | {("glov_wo_guidance", "a", s): wo[s] for s in (0, 1)}
+    records[("s_temp", "a", 0)] = record("1" * (n // 2 + 40) + "0" * (n // 2 - 40))  # run once: paired with both seeds
+    records |= {("random_search", "a", s): record("1" * (n // 2) + "0" * (n // 2)) for s in (0, 1)}
+    oracles = [{"dataset": "a", "test_acc": 80.0, "n_templates": 30}, {"dataset": "a", "test_acc": 70.0, "n_templates": 31}]
+    c = lab_controls(records, oracles, "a", [0, 1], resamples=500)
+    assert c.oracle == 75.0 and c.n_templates == 31
+    mean, low, high = c.intervals["glov", "glov_wo_guidance"]
+    assert mean == pytest.approx(10.0) and 0 < low < 10 < high < 20  # paired: only the 40 images that differ vary
+    assert c.intervals["glov", "s_temp"] == (0.0, 0.0, 0.0)  # identical answers: no uncertainty left
+    assert c.intervals["glov_wo_guidance", "random_search"] == (0.0, 0.0, 0.0)
+    assert lab_controls(records, oracles, "a", [0, 1], resamples=500) == c  # seeded by what it compares
+
+
+def test_lab_table_reports_oracle_headroom_and_counts_only_intervals_that_exclude_zero():
+    rows = [{"method": m, "dataset": "a", "mean": v, "std": 0.0, "n_seeds": 2} for m, v in (("s_temp", 50.0), ("glov", 60.0), ("glov_wo_guidance", 55.0))]
+    controls = {"a": Controls(75.0, 31, {("glov", "s_temp"): (10.0, 6.0, 14.0), ("glov", "glov_wo_guidance"): (5.0, -1.0, 11.0)})}
+    md = lab_table(rows, {"a": 10.0}, {}, "# H", controls)
+    assert "| a | 75.0 | 31 | +15.0 | +10.0 [+6.0, +14.0] * | +5.0 [-1.0, +11.0] | - |" in md
+    assert "GLOV beats S-TEMP (+10.0 [+6.0, +14.0] *)." in md
+    assert "GLOV w/o guidance beats S-TEMP (+5.0 points, no interval)." in md
