@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from glov.llm import LLMError, Messages, row_seed
+from glov.llm import LLMError, row_seed
 from glov.steering import decoder_layers
 from glov.vlm import VLM, VLMError, cut_trailing_padding
 
@@ -48,9 +48,10 @@ class LLaMPSettings:
     weight_decay: float = 0.0
 
 
-def knowledge_query(classname: str, dataset: str, description: str) -> Messages:
-    return [{"role": "user", "content": f"Dataset: {dataset} ({description}). What does a {classname} look like? "
-                                        "Describe the visual features that set it apart."}]
+def knowledge_query(classname: str, dataset: str, description: str) -> str:
+    """Plain text, no chat template: the query is short, and the cost of training is the last
+    layer's work on it (LLaMP feeds its LLM a bare prompt too)."""
+    return f"{description}: describe what a {classname} looks like and what sets it apart."
 
 
 def class_texts(classname: str, descriptors: Sequence[str]) -> list[str]:
@@ -91,9 +92,12 @@ class LastLayer(nn.Module):
     def __init__(self, llm_model: nn.Module, lora_rank: int):
         super().__init__()
         inner = getattr(llm_model, "model", None)
-        if not all(hasattr(inner, a) for a in ("norm", "rotary_emb")):
-            raise LLMError(f"LLaMP needs a Llama-style decoder (model.norm, model.rotary_emb); {type(llm_model).__name__} has not")
-        self.layer = copy.deepcopy(decoder_layers(llm_model)[-1]).float()
+        last = decoder_layers(llm_model)[-1]
+        parts = ("input_layernorm", "self_attn", "post_attention_layernorm", "mlp")
+        if not all(hasattr(inner, a) for a in ("norm", "rotary_emb")) or not all(hasattr(last, a) for a in parts):
+            raise LLMError(f"LLaMP needs a Llama-style decoder (model.norm, model.rotary_emb, {', '.join(parts)}); "
+                           f"{type(llm_model).__name__} has not")
+        self.layer = copy.deepcopy(last).float()
         self.norm = copy.deepcopy(inner.norm).float()
         self.rotary = copy.deepcopy(inner.rotary_emb).float()
         for p in self.parameters():
@@ -104,9 +108,11 @@ class LastLayer(nn.Module):
                     if isinstance(child, nn.Linear):
                         setattr(module, name, LoRALinear(child, lora_rank))
 
-    def forward(self, caches: Sequence[torch.Tensor], extra: torch.Tensor) -> torch.Tensor:
-        """[C, T_c + K, d] outputs for the C caches, each followed by the same ``extra`` [K, d]
-        tokens; rows are left-padded to a common length and the padding is cut again."""
+    def forward(self, caches: Sequence[torch.Tensor], extra: torch.Tensor, keep: int | None = None) -> list[torch.Tensor]:
+        """Per cache, the outputs [T_c + K, d] of it followed by the same ``extra`` [K, d] tokens
+        (rows left-padded to a common length, the padding cut again); with ``keep``, only the last
+        ``keep`` positions: every position's keys and values are computed, the feed-forward half
+        only where an output is wanted (LLaMP reads the prompt tokens' alone)."""
         lengths = [len(c) + len(extra) for c in caches]
         n = max(lengths)
         x = torch.stack([F.pad(torch.cat([c, extra]), (0, 0, n - m, 0)) for c, m in zip(caches, lengths)])
@@ -115,9 +121,12 @@ class LastLayer(nn.Module):
         causal = torch.ones(n, n, dtype=torch.bool).tril()
         allowed = causal[None] & real[:, None, :] | torch.eye(n, dtype=torch.bool)[None]  # padding sees itself (no empty row)
         mask = torch.zeros(len(caches), 1, n, n).masked_fill(~allowed[:, None], torch.finfo(torch.float32).min)
-        out = self.layer(x, attention_mask=mask, position_ids=positions, position_embeddings=self.rotary(x, positions))
-        out = self.norm(out[0] if isinstance(out, tuple) else out)
-        return [o[n - m :] for o, m in zip(out, lengths)]
+        layer = self.layer
+        attended, _ = layer.self_attn(hidden_states=layer.input_layernorm(x), attention_mask=mask, position_ids=positions,
+                                      position_embeddings=self.rotary(x, positions))
+        h = (x + attended)[:, -keep:] if keep else x + attended
+        out = self.norm(h + layer.mlp(layer.post_attention_layernorm(h)))
+        return list(out) if keep else [o[n - m :] for o, m in zip(out, lengths)]
 
 
 # ---- deep prompts in the VLM's text encoder ---------------------------------------------------
@@ -175,7 +184,7 @@ class LLaMP(nn.Module):
 
     def prompts(self, caches: Sequence[torch.Tensor]) -> torch.Tensor:
         """[C, depth, K + S, width]: per class, its K knowledge prompts then the S shared ones."""
-        out = torch.stack([o[-self.k :] for o in self.last(caches, self.tokens)])  # [C, K, d]
+        out = torch.stack(self.last(caches, self.tokens, keep=self.k))  # [C, K, d]
         specific = self.project(out).view(len(caches), self.k, self.depth, -1).transpose(1, 2)
         return torch.cat([specific, self.shared[None].expand(len(caches), -1, -1, -1)], dim=2)
 

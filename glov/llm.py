@@ -248,9 +248,9 @@ class HFLLM(_OneChat):
         return [[next(texts) for _ in r.seeds] for r in requests]
 
     def mean_hidden(self, text: str, layer: int) -> SteeringVector:
-        return mean_hidden_state(self.model, self._ids(text), layer)
+        return mean_hidden_state(self.model, self.token_ids(text), layer)
 
-    def _ids(self, text: str) -> torch.Tensor:
+    def token_ids(self, text: str) -> torch.Tensor:
         """The text's token ids as a [1, T] batch. A text with no tokens (the empty template the
         official handling of invalid candidates keeps, with a tokenizer that adds no BOS) is the
         BOS token alone, or EOS where the model has no BOS: a sequence needs one position."""
@@ -268,7 +268,7 @@ class HFLLM(_OneChat):
         pad = self.tokenizer.eos_token or ""
         means = []
         for text, n in zip((positive, negative), lengths):
-            means.append(mean_hidden_state(self.model, self._ids(text + pad * (max(lengths) - n)), layer, include_first=True).vector.half())
+            means.append(mean_hidden_state(self.model, self.token_ids(text + pad * (max(lengths) - n)), layer, include_first=True).vector.half())
         return SteeringVector(layer, means[0] - means[1])
 
 

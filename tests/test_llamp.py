@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from glov.llamp import (LastLayer, LLaMP, LLaMPSettings, class_texts, class_weights, encode_prompted, knowledge_cache,
-                        text_layers, train, trainable)
+                        knowledge_query, text_layers, train, trainable)
 from glov.llm import HFLLM, LLMSpec
 from glov.vlm import VLMSpec, load_vlm
 
@@ -31,7 +31,7 @@ def clip_vlm(tiny_clip_dir):
 
 
 def queries(llm, names):
-    return [llm.encode_chat([{"role": "user", "content": f"what does a {n} look like"}])[0] for n in names]
+    return [llm.token_ids(knowledge_query(n, "toy", "toy animals"))[0] for n in names]
 
 
 def test_the_knowledge_cache_through_the_last_layer_equals_a_full_forward(llm):
@@ -44,6 +44,11 @@ def test_the_knowledge_cache_through_the_last_layer_equals_a_full_forward(llm):
         torch.testing.assert_close(out, full.float(), atol=1e-5, rtol=1e-5)
     # LoRA starts at zero: the adapted layer is the frozen one until it trains
     torch.testing.assert_close(LastLayer(llm.model, lora_rank=2)(caches, torch.zeros(0, 16))[0], outs[0])
+    # keeping only the trailing positions (the prompt tokens) gives exactly those rows of the full output
+    extra = torch.randn(3, 16)
+    full, kept = last(caches, extra), last(caches, extra, keep=3)
+    for f, k in zip(full, kept):
+        torch.testing.assert_close(k, f[-3:], atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("which", ["lab_vlm", "clip_vlm"])

@@ -40,7 +40,7 @@ def build_knowledge(params: C.Params, manifest_path: str | Path, out: str | Path
     names = manifest["classnames"]
     with track(params, f"llamp_knowledge/{manifest['dataset']}", {"dataset": manifest["dataset"], "classes": len(names)}):
         llm = load_llm(params)
-        ids = [llm.encode_chat(knowledge_query(n, manifest["dataset"], manifest["description"]))[0] for n in names]
+        ids = [llm.token_ids(knowledge_query(n, manifest["dataset"], manifest["description"]))[0] for n in names]
         save({"classnames": names, "llm": params.llm.name, "caches": knowledge_cache(llm.model, ids)}, out)
 
 
