@@ -180,7 +180,7 @@ def _fmt(row: dict | None) -> str:
     return "-" if row is None else f"{row['mean']:.1f}" + (f" ± {row['std']:.1f}" if row["n_seeds"] > 1 else "")
 
 
-LAB_PAIRS = ((GLOV, S_TEMP), (GLOV, GLOV_WO), (GLOV_WO, "random_search"))  # the differences lab.md gives intervals for
+LAB_PAIRS = ((GLOV, S_TEMP), (GLOV_WO, S_TEMP), (GLOV, GLOV_WO), (GLOV_WO, "random_search"))  # the differences lab.md gives intervals for
 
 
 @dataclass(frozen=True)
@@ -272,7 +272,8 @@ def lab_table(rows: list[dict], chance: Mapping[str, float], spreads: Mapping[st
         for name, key, row in (("GLOV", GLOV, glov), ("GLOV w/o guidance", GLOV_WO, wo)):
             if (key, S_TEMP) in intervals:
                 mean, low, high = intervals[key, S_TEMP]
-                verdict = "beats" if low > 0 else "is worse than" if high < 0 else "cannot be told apart from"
+                verdict = ("beats" if low > 0 else "is worse than" if high < 0 else
+                           "answers every test image as" if mean == low == high == 0 else "cannot be told apart from")
                 line += f" {name} {verdict} S-TEMP ({_interval(mean, low, high)})."
             elif row and s_temp:
                 delta = row["mean"] - s_temp["mean"]

@@ -65,6 +65,7 @@ def test_lab_controls_pair_seeds_and_reuse_a_method_run_once():
     mean, low, high = c.intervals["glov", "glov_wo_guidance"]
     assert mean == pytest.approx(10.0) and 0 < low < 10 < high < 20  # paired: only the 40 images that differ vary
     assert c.intervals["glov", "s_temp"] == (0.0, 0.0, 0.0)  # identical answers: no uncertainty left
+    assert c.intervals["glov_wo_guidance", "s_temp"][0] == pytest.approx(-10.0)
     assert c.intervals["glov_wo_guidance", "random_search"] == (0.0, 0.0, 0.0)
     assert lab_controls(records, oracles, "a", [0, 1], resamples=500) == c  # seeded by what it compares
 
@@ -73,6 +74,8 @@ def test_lab_table_reports_oracle_headroom_and_counts_only_intervals_that_exclud
     rows = [{"method": m, "dataset": "a", "mean": v, "std": 0.0, "n_seeds": 2} for m, v in (("s_temp", 50.0), ("glov", 60.0), ("glov_wo_guidance", 55.0))]
     controls = {"a": Controls(75.0, 31, {("glov", "s_temp"): (10.0, 6.0, 14.0), ("glov", "glov_wo_guidance"): (5.0, -1.0, 11.0)})}
     md = lab_table(rows, {"a": 10.0}, {}, "# H", controls)
-    assert "| a | 75.0 | 31 | +15.0 | +10.0 [+6.0, +14.0] * | +5.0 [-1.0, +11.0] | - |" in md
+    assert "| a | 75.0 | 31 | +15.0 | +10.0 [+6.0, +14.0] * | - | +5.0 [-1.0, +11.0] | - |" in md
     assert "GLOV beats S-TEMP (+10.0 [+6.0, +14.0] *)." in md
     assert "GLOV w/o guidance beats S-TEMP (+5.0 points, no interval)." in md
+    same = lab_table(rows, {"a": 10.0}, {}, "# H", {"a": Controls(None, 0, {("glov", "s_temp"): (0.0, 0.0, 0.0)})})
+    assert "GLOV answers every test image as S-TEMP (+0.0 [+0.0, +0.0])." in same and "| a | - | 0 | - |" in same
