@@ -153,6 +153,16 @@ class AWTConfig:
     sinkhorn_iterations: int = 100
 
 
+def canonical(value: Any) -> Any:
+    """``value`` with every mapping's keys sorted, recursively: what Snakemake compares as a rule's
+    params, so that the same params written (or merged) in another key order rerun nothing."""
+    if isinstance(value, dict):
+        return {k: canonical(value[k]) for k in sorted(value)}
+    if isinstance(value, (list, tuple)):
+        return [canonical(v) for v in value]
+    return value
+
+
 @dataclass(frozen=True)
 class ProAPOConfig:
     """glov.proapo.ProAPOSettings as params (baselines.proapo)."""

@@ -71,3 +71,14 @@ def test_cli_validate_prints_error_without_traceback(tmp_path, capsys):
     assert main(["validate", "--params", str(f)]) == 1
     err = capsys.readouterr().err
     assert "optimizer.steps" in err and "Traceback" not in err
+
+
+def test_canonical_params_ignore_key_order():
+    """A rule's params are compared by Snakemake: the same settings in another key order (a merged
+    --configfile) must not rerun anything."""
+    from glov.config import canonical
+
+    a = {"llamp": {"iterations": 5, "depth": 6}, "x": [{"b": 1, "a": 2}]}
+    b = {"x": [{"a": 2, "b": 1}], "llamp": {"depth": 6, "iterations": 5}}
+    assert canonical(a) == canonical(b) and list(canonical(a)) == ["llamp", "x"] and list(canonical(a)["llamp"]) == ["depth", "iterations"]
+    assert repr(canonical(a)) == repr(canonical(b))

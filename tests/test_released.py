@@ -87,13 +87,22 @@ def test_the_released_method_scores_the_released_ensemble(tmp_path, monkeypatch)
 
     class Inputs:
         params = C.from_dict({})
-        manifest = {"dataset": "eurosat"}
+        manifest = {"dataset": "eurosat", "splits": {"test": [["a.png", 0], ["b.png", 1]]}}
 
         def fitness(self, split):
-            return lambda templates: scored.append((split, list(templates))) or 50.0
+            class Fitness:
+                def __call__(self, templates):
+                    scored.append((split, list(templates)))
+                    return 50.0
+
+                def correct(self, templates):
+                    return "10"
+
+            return Fitness()
 
     result = baselines.BASELINES["glov_released"](Inputs())
-    assert result == {"val_acc": 50.0, "test_acc": 50.0, "templates": ["a satellite view of {} fields.", "an aerial image of {}.", "{} from orbit"]}
+    assert result["templates"] == ["a satellite view of {} fields.", "an aerial image of {}.", "{} from orbit"]
+    assert (result["val_acc"], result["test_acc"], result["test_correct"]) == (50.0, 50.0, "10")
     assert [s for s, _ in scored] == ["val", "test"]
 
 

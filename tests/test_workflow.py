@@ -148,6 +148,7 @@ def results_files(root: Path) -> list[Path]:
     """Every result whose bytes must not depend on how the run got there (interrupted or not)."""
     return sorted([*(root / "results/runs").rglob("*.json"), *(root / "results/curves").glob("*.csv"),
                    *(root / "results/baselines").rglob("*.json"), *(root / "results/descriptions").rglob("*.json"),
+                   *(root / "results/oracle").rglob("*.json"),
                    *(root / "results/tables").glob("*.*"), root / "results/metrics.json"])
 
 
@@ -200,11 +201,12 @@ def test_end_to_end_offline_resume_and_determinism(workdir, offline_env, referen
     # a new alpha plans only its own chain: other runs' params did not change
     more = tmp_path / "more_alphas.yaml"
     more.write_text("steering: {alphas: [0.0, 1.0, 0.5]}\n")
-    assert planned_jobs(snakemake(workdir, "-n", env=env, extra_config=more)) == {"glov_steps": 2, "score": 2, "aggregate": 1, "all": 1}
+    # (and the oracle, whose pool holds every chain's templates)
+    assert planned_jobs(snakemake(workdir, "-n", env=env, extra_config=more)) == {"glov_steps": 2, "score": 2, "oracle": 1, "aggregate": 1, "all": 1}
 
     (run / "step_001.json").unlink()  # the job that made it runs again: its steps come back from the result store
     plan = planned_jobs(snakemake(workdir, "-n", env=env))
-    assert plan == {"glov_steps": 1, "score": 1, "aggregate": 1, "all": 1}
+    assert plan == {"glov_steps": 1, "score": 1, "oracle": 1, "aggregate": 1, "all": 1}
 
     again = snakemake(workdir, env=env)
     assert again.returncode == 0, again.stderr[-4000:]
@@ -226,7 +228,7 @@ def test_end_to_end_offline_resume_and_determinism(workdir, offline_env, referen
     assert n_first == 1 + 1 + 1 + 2 + 2 + 2 + 2 + 1 + 2 + 4 + 2 + 2 + 1
     second_parent = max(parents, key=lambda r: r.info.start_time).info.run_id
     resumed = [r for r in children if r.data.tags["mlflow.parentRunId"] == second_parent]
-    assert len(resumed) == 1 + 1 + 1  # the glov_steps job of the deleted step, its score job, aggregate
+    assert len(resumed) == 1 + 1 + 1 + 1  # the glov_steps job of the deleted step, its score job, the oracle, aggregate
     steps_job = next(r for r in resumed if r.data.tags["mlflow.runName"].startswith("glov_steps/"))
     assert steps_job.data.metrics["restored_steps"] == 6 and steps_job.data.metrics["computed_steps"] == 0  # from the store
     curve = client.get_metric_history(steps_job.info.run_id, "best_train_acc.a1.0")  # per-chain metrics on the step axis

@@ -1,7 +1,7 @@
 # Validate params.yaml before any job is planned, then expose the helpers the rules use.
 from glov import paths
 from glov.baselines import DESCRIPTION_STYLE, DETERMINISTIC, LLM_METHODS, method_params
-from glov.config import BASELINE_METHODS, alpha_tag, build, glov_alphas, step_blocks, validate
+from glov.config import BASELINE_METHODS, alpha_tag, build, canonical, glov_alphas, step_blocks, validate
 from glov.data import get_dataset_spec
 from glov.data.integrity import listing_digest
 from glov.jobs.common import answering, check, llm_spec, vlm_spec
@@ -61,8 +61,10 @@ wildcard_constraints:
 
 def only(section, *keys):
     """The keys of a config section a rule's output depends on. Declared as `params:`, they make
-    Snakemake rerun a job when they change, and not when an unrelated key of the section does."""
-    return {k: config[section][k] for k in keys}
+    Snakemake rerun a job when they change, and not when an unrelated key of the section does.
+    Nested mappings are key-sorted: the order keys are written in (or merged from a --configfile)
+    must not look like a change."""
+    return canonical({k: config[section][k] for k in keys})
 
 
 def gpus(*sections):
@@ -214,7 +216,7 @@ def description_inputs(methods):
 def baselines_params(methods):
     """The params each method's result depends on: a change reruns the job (the result store
     then computes only the methods whose params changed)."""
-    return {m: method_params(config, m, BASE_KEY) for m in methods}
+    return canonical({m: method_params(config, m, BASE_KEY) for m in methods})
 
 
 def get_steps():
