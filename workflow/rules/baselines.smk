@@ -25,8 +25,8 @@ rule describe_classes:
 
 # One job per (dataset, seed) scores every baseline that uses randomness, and one job per dataset
 # those that do not (first seed): the VLM and its text embeddings load once per job.
-for rule_name, methods, seed in baseline_groups():
-    run_part = "s{seed}" if seed is None else f"s{seed}-fixed"
+for rule_name, methods, seed, suffix in baseline_groups():
+    run_part = ("s{seed}" if seed is None else f"s{seed}") + suffix
 
     rule:
         name:

@@ -199,9 +199,13 @@ def get_oracles():
 def baseline_groups():
     """(rule, methods, seed) of each baselines rule: the methods that use randomness run per seed
     (seed None: the seed is a wildcard); S-TEMP and DS-TEMP run once, for the first seed."""
-    seeded = [m for m in BASELINES if m not in DETERMINISTIC or SPLIT_PER_SEED]  # own splits per seed: all per seed
-    fixed = [m for m in BASELINES if m not in seeded]
-    return [g for g in (("baselines", seeded, None), ("fixed_baselines", fixed, SEEDS[0])) if g[1]]
+    # random search picks its ensemble as GLOV's score job does: its own job, so that a change of
+    # eval.ensemble_size reruns it and leaves the other baselines' finished work alone
+    own_job = [m for m in BASELINES if m == "random_search"]
+    seeded = [m for m in BASELINES if (m not in DETERMINISTIC or SPLIT_PER_SEED) and m not in own_job]  # own splits per seed: all per seed
+    fixed = [m for m in BASELINES if m not in seeded and m not in own_job]
+    groups = (("baselines", seeded, None, ""), ("fixed_baselines", fixed, SEEDS[0], "-fixed"), ("random_search", own_job, None, "-random_search"))
+    return [g for g in groups if g[1]]
 
 
 def baseline_outputs(methods, seed):
