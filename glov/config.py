@@ -165,7 +165,7 @@ def canonical(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class ProAPOConfig:
-    """glov.proapo.ProAPOSettings as params (baselines.proapo)."""
+    """ProAPO's settings (baselines.proapo, glov.proapo)."""
 
     pool_size: int = 12
     population: int = 4
@@ -180,12 +180,12 @@ class ProAPOConfig:
 
 @dataclass(frozen=True)
 class LLaMPConfig:
-    """glov.llamp.LLaMPSettings as params (baselines.llamp)."""
+    """LLaMP's settings (baselines.llamp, glov.llamp)."""
 
-    prompt_tokens: int = 4
-    text_prompts: int = 2
-    depth: int = 6
-    lora_rank: int = 4
+    prompt_tokens: int = 4  # learnable tokens after each class's query (class-specific prompts)
+    text_prompts: int = 2  # shared learnable prompt tokens per text layer
+    depth: int = 6  # text layers that get prompts (at most all of them)
+    lora_rank: int = 4  # low-rank updates of the LLM's last layer (0: the layer stays frozen)
     iterations: int = 60
     lr: float = 0.002
     weight_decay: float = 0.0

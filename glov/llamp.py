@@ -22,30 +22,19 @@ import copy
 import random
 import re
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from glov.config import LLaMPConfig
 from glov.llm import LLMError, row_seed
 from glov.steering import decoder_layers
 from glov.vlm import VLM, VLMError, cut_trailing_padding
 
 SLOT = "X"  # the word whose tokens the prompt tokens replace (one token in BERT and CLIP vocabularies)
 _LEAD = re.compile(r"^(?:has|have|with|is|are|it has|they have)\s+", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class LLaMPSettings:
-    prompt_tokens: int = 4  # learnable tokens after each class's query (class-specific prompts)
-    text_prompts: int = 2  # shared learnable prompt tokens per text layer
-    depth: int = 6  # text layers that get prompts (at most all of them)
-    lora_rank: int = 4  # low-rank updates of the LLM's last layer (0: the layer stays frozen)
-    iterations: int = 60
-    lr: float = 0.002
-    weight_decay: float = 0.0
 
 
 def knowledge_query(classname: str, dataset: str, description: str) -> str:
@@ -171,7 +160,7 @@ class LLaMP(nn.Module):
     """The trainable part: the LLM-side prompt tokens, the adapted last layer, the projection to
     the text encoder's layers, and the shared text prompts."""
 
-    def __init__(self, last: LastLayer, llm_width: int, text_width: int, depth: int, cfg: LLaMPSettings, seed: int):
+    def __init__(self, last: LastLayer, llm_width: int, text_width: int, depth: int, cfg: LLaMPConfig, seed: int):
         super().__init__()
         g = torch.Generator().manual_seed(row_seed(seed, "llamp", "init") % 2**63)
         self.last, self.depth, self.k = last, depth, cfg.prompt_tokens
@@ -214,7 +203,7 @@ def trainable(model: LLaMP) -> list[nn.Parameter]:
 
 
 def train(vlm: VLM, model: LLaMP, caches: Sequence[torch.Tensor], texts: Sequence[Sequence[str]], features: torch.Tensor,
-          labels: torch.Tensor, cfg: LLaMPSettings, seed: int, progress: bool = True) -> list[float]:
+          labels: torch.Tensor, cfg: LLaMPConfig, seed: int, progress: bool = True) -> list[float]:
     """AdamW on the cross-entropy of the few-shot images, one text per class drawn per iteration;
     returns the loss of every iteration. The VLM and the LLM's frozen weights never change."""
     from tqdm import tqdm

@@ -31,6 +31,7 @@ from typing import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
+from glov.config import ProAPOConfig
 from glov.llm import LLM, Messages, Request, Sampling, row_seed
 from glov.optimizer.parse import parse_template
 from glov.optimizer.prompts import PLACEHOLDER, SYSTEM
@@ -126,24 +127,12 @@ def confused_classes(logits: torch.Tensor, labels: torch.Tensor, k: int) -> list
 
 # ---- the search -----------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class ProAPOSettings:
-    pool_size: int = 12
-    population: int = 4
-    template_iterations: int = 4
-    description_iterations: int = 4
-    max_templates: int = 4
-    max_descriptions: int = 3
-    classes_per_iteration: int = 5
-    mutation_rate: float = 0.2
-    entropy_weight: float = 10.0
-
 
 class Search:
     """The evolutionary loop shared by both stages; ``logits_of`` scores one prompt, ``log`` keeps
     one record per iteration. Scores are cached by prompt (a revisited prompt costs nothing)."""
 
-    def __init__(self, logits_of: Callable[[Prompt], torch.Tensor], labels: torch.Tensor, cfg: ProAPOSettings, rng: random.Random):
+    def __init__(self, logits_of: Callable[[Prompt], torch.Tensor], labels: torch.Tensor, cfg: ProAPOConfig, rng: random.Random):
         self.logits_of, self.labels, self.cfg, self.rng = logits_of, labels, cfg, rng
         self._scores: dict[Prompt, Scored] = {}
         self.log: list[dict] = []
@@ -210,7 +199,7 @@ def description_stage(search: Search, best: Prompt, pools: Sequence[Sequence[str
 
 
 def proapo(template_candidates: Sequence[str], description_pools: Sequence[Sequence[str]], logits_of: Callable[[Prompt], torch.Tensor],
-           labels: torch.Tensor, cfg: ProAPOSettings, seed: int) -> tuple[Prompt, dict]:
+           labels: torch.Tensor, cfg: ProAPOConfig, seed: int) -> tuple[Prompt, dict]:
     """Run both stages; returns the best prompt by fitness and a record of the search."""
     search = Search(logits_of, labels, cfg, random.Random(row_seed(seed, "proapo", "search")))
     templates = template_stage(search, template_candidates)

@@ -6,7 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from glov.llamp import (LastLayer, LLaMP, LLaMPSettings, class_texts, class_weights, encode_prompted, knowledge_cache,
+from glov.config import LLaMPConfig
+
+from glov.llamp import (LastLayer, LLaMP, class_texts, class_weights, encode_prompted, knowledge_cache,
                         knowledge_query, text_layers, train, trainable)
 from glov.llm import HFLLM, LLMSpec
 from glov.vlm import VLMSpec, load_vlm
@@ -78,7 +80,7 @@ def small_llamp(llm, vlm, cfg, names):
 
 
 def test_gradients_reach_only_the_trainable_parameters(llm, clip_vlm):
-    cfg = LLaMPSettings(prompt_tokens=2, text_prompts=1, depth=1, lora_rank=2)
+    cfg = LLaMPConfig(prompt_tokens=2, text_prompts=1, depth=1, lora_rank=2)
     model, caches = small_llamp(llm, clip_vlm, cfg, ["cat", "dog"])
     weights = class_weights(clip_vlm, model, caches, [["a photo of a cat."], ["a photo of a dog."]])
     (weights @ torch.randn(weights.shape[1])).sum().backward()
@@ -97,7 +99,7 @@ def test_a_training_run_fits_its_few_shot_set_better_than_s_temp(llm, lab_vlm):
     labels = torch.arange(len(names)).repeat_interleave(16)
     s_temp = F.normalize(lab_vlm.encode_texts([f"a photo of a {n}." for n in names]), dim=-1)
     s_temp_acc = float(((features @ s_temp.T).argmax(-1) == labels).float().mean())
-    cfg = LLaMPSettings(prompt_tokens=2, text_prompts=2, depth=2, lora_rank=2, iterations=40, lr=0.01)
+    cfg = LLaMPConfig(prompt_tokens=2, text_prompts=2, depth=2, lora_rank=2, iterations=40, lr=0.01)
     model, caches = small_llamp(llm, lab_vlm, cfg, names)
     texts = [class_texts(n, [f"{n} which (is/has/etc) has fur"]) for n in names]
     assert texts[0] == ["a photo of a cat.", "a photo of a cat with fur."]

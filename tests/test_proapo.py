@@ -7,8 +7,10 @@ import random
 import pytest
 import torch
 
+from glov.config import ProAPOConfig
+
 from glov.llm import FakeLLM, Sampling
-from glov.proapo import (Prompt, ProAPOSettings, confused_classes, crossover, edit, fitness_score, mutate, proapo,
+from glov.proapo import (Prompt, confused_classes, crossover, edit, fitness_score, mutate, proapo,
                          template_pool)
 
 POOL = ("a", "b", "c", "d")
@@ -91,7 +93,7 @@ def test_a_whole_search_finds_the_planted_description():
     features = torch.eye(3).repeat(2, 1)
     labels = torch.tensor([0, 1, 2] * 2)
     pools = [["cats have whiskers"], ["dogs bark"], ["a fox with a long nose", PLANTED]]
-    cfg = ProAPOSettings(population=3, template_iterations=2, description_iterations=4, max_templates=2, max_descriptions=2,
+    cfg = ProAPOConfig(population=3, template_iterations=2, description_iterations=4, max_templates=2, max_descriptions=2,
                          classes_per_iteration=1, entropy_weight=1.0)
     start = toy_logits(Prompt(("a photo of a {}.",)), features)
     assert (start.argmax(-1) == labels).float().mean() < 1  # the fox images are lost with the name alone

@@ -115,10 +115,10 @@ def _llm_opt(inputs: BaselineInputs) -> dict:
 
 def _proapo(inputs: BaselineInputs) -> dict:
     """ProAPO (glov.proapo): templates from one LLM query, descriptions from rule describe_classes."""
-    from glov.proapo import ProAPOSettings, Prompt, proapo, template_pool
+    from glov.proapo import Prompt, proapo, template_pool
 
     p, m, vlm = inputs.params, inputs.manifest, inputs.vlm
-    cfg = ProAPOSettings(**asdict(p.baselines.proapo))
+    cfg = p.baselines.proapo
     candidates, raw = template_pool(inputs.llm(), m["dataset"], m["description"], p.optimizer.base_template, cfg.pool_size,
                                     llm_sampling(p), inputs.seed)
     pools = [inputs.descriptions["classes"][name]["texts"] for name in m["classnames"]]

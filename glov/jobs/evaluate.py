@@ -102,7 +102,7 @@ def oracle(params: C.Params, manifest_path: str | Path, test_embeddings: str | P
         templates = scored_templates([read_json(p) for p in step_files], [read_json(p) for p in baseline_files])
         test = Scorer(params, manifest).fitness("test", test_embeddings)
         scores = {t: test(t) for t in templates}
-        best = max(templates, key=lambda t: (scores[t], [-ord(ch) for ch in t]))  # ties: the alphabetically first
+        best = max(templates, key=scores.__getitem__)  # templates come sorted: ties go to the alphabetically first
         write_json(out, {"dataset": manifest["dataset"], "seed": seed, "template": best, "test_acc": scores[best],
                          "n_templates": len(templates), "test_correct": test.correct(best), "test_set": test_set_digest(manifest)})
         tracker.log_metrics({"oracle_test_acc": scores[best], "n_templates": len(templates)})

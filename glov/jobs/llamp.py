@@ -13,7 +13,7 @@ from glov import config as C
 from glov.io import atomic_path, read_json
 from glov.jobs.common import load_llm, track, vlm_spec
 from glov.jobs.embed import load_split
-from glov.llamp import (LastLayer, LLaMP, LLaMPSettings, class_texts, class_weights, knowledge_cache, knowledge_query, text_layers,
+from glov.llamp import (LastLayer, LLaMP, class_texts, class_weights, knowledge_cache, knowledge_query, text_layers,
                         train, trainable)
 from glov.vlm import VLMError, load_vlm
 
@@ -50,7 +50,7 @@ def train_job(params: C.Params, manifest_path: str | Path, train_embeddings: str
     parameters, the loss curve and the class weights the baselines job scores."""
     manifest = read_json(manifest_path)
     names = manifest["classnames"]
-    cfg = LLaMPSettings(**asdict(params.baselines.llamp))
+    cfg = params.baselines.llamp
     described = read_json(descriptors)["classes"]
     texts = [class_texts(n, described[n]["texts"]) for n in names]
     with track(params, f"train_llamp/{manifest['dataset']}/s{seed}", {"dataset": manifest["dataset"], "seed": seed}) as tracker:
