@@ -35,6 +35,22 @@ class DataConfig:
     test_per_class: int
     seed: int
     custom: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    splits: Mapping[str, Mapping[str, int | None]] = field(default_factory=dict)  # per dataset: its own split sizes
+
+
+@dataclass(frozen=True)
+class SplitSizes:
+    shots: int
+    val_per_class: int
+    test_per_class: int | None
+
+
+def split_sizes(data: DataConfig, dataset: str) -> SplitSizes:
+    """A dataset's split sizes: ``data.splits[dataset]`` where it sets them, else the run's. The lab
+    gives tasks with few classes more shots per class, so that a fitness set has statistical power."""
+    own = data.splits.get(dataset, {})
+    return SplitSizes(own.get("shots", data.shots), own.get("val_per_class", data.val_per_class),
+                      own.get("test_per_class", data.test_per_class))
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@ VLM's text encoder, learnt on the labelled few-shot set (a *trained* method, unl
 
 Per class, the LLM reads a query about the class's distinctive appearance. Everything below its
 last decoder layer is frozen, so the query's hidden states at that layer's input are computed once
-per class and kept on disk: the *knowledge cache* (rule llamp_knowledge). ``prompt_tokens``
+per class, kept in memory while every seed trains and saved: the *knowledge cache* (rule train_llamp). ``prompt_tokens``
 learnable tokens enter at that layer after the cached query; the last layer (adapted by low-rank
 updates of its linear maps, so what is saved stays small even for an 8B LLM) and the final norm
 turn them into one output per token, and a linear layer maps each output to a class-specific

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
@@ -191,6 +191,7 @@ class Controls:
     oracle: float | None
     n_templates: int
     intervals: Mapping[tuple[str, str], tuple[float, float, float]]
+    wordings: Mapping[str, float] = field(default_factory=dict)  # diagnostic wording -> test accuracy, mean over seeds
 
 
 def lab_controls(records: Mapping[tuple[str, str, int], Mapping], oracles: Sequence[Mapping], task: str, seeds: Sequence[int],
@@ -211,7 +212,10 @@ def lab_controls(records: Mapping[tuple[str, str, int], Mapping], oracles: Seque
         if runs:
             intervals[a, b] = bootstrap_difference(runs, resamples, interval_seed("lab", f"{a}-{b}", task))
     mine = [o for o in oracles if o["dataset"] == task]
-    return Controls(statistics.fmean(o["test_acc"] for o in mine) if mine else None, max((o["n_templates"] for o in mine), default=0), intervals)
+    worded = [o["wordings"] for o in mine if "wordings" in o]  # oracle files written before the wordings have none
+    wordings = {w: statistics.fmean(o[w] for o in worded) for w in (worded[0] if worded else {}) if all(w in o for o in worded)}
+    return Controls(statistics.fmean(o["test_acc"] for o in mine) if mine else None, max((o["n_templates"] for o in mine), default=0),
+                    intervals, wordings)
 
 
 def _interval(mean: float, low: float, high: float) -> str:
@@ -256,6 +260,18 @@ def lab_table(rows: list[dict], chance: Mapping[str, float], spreads: Mapping[st
             headroom = f"{c.oracle - glov['mean']:+.1f}" if c.oracle is not None and glov else "-"
             cells = [_interval(*c.intervals[pair]) if pair in c.intervals else "-" for pair in LAB_PAIRS]
             lines.append(f"| {task} | {'-' if c.oracle is None else f'{c.oracle:.1f}'} | {c.n_templates} | {headroom} | " + " | ".join(cells) + " |")
+    worded = {task: c.wordings for task, c in controls.items() if c.wordings}
+    if worded:
+        wordings = list(dict.fromkeys(w for ws in worded.values() for w in ws))
+        lines += ["", "## Diagnostic wordings", "",
+                  "Fixed wordings (docs/LAB.md), test accuracy (%, mean over seeds): how far wording alone moves a task, "
+                  "the spread an optimiser can exploit. Diagnostic only: no method chooses among them.", "",
+                  "| task | " + " | ".join(f"`{w}`" for w in wordings) + " | spread (max − min) |", "|---|" + "---|" * (len(wordings) + 1)]
+        for task in chance:
+            if task in worded:
+                ws = worded[task]
+                cells = [f"{ws[w]:.1f}" if w in ws else "-" for w in wordings]
+                lines.append(f"| {task} | " + " | ".join(cells) + f" | {max(ws.values()) - min(ws.values()):.1f} |")
     lines += ["", "## Verdict (from the numbers above)", ""]
     for task in chance:
         s_temp, glov, wo = (_cell(rows, m, task) for m in (S_TEMP, GLOV, GLOV_WO))

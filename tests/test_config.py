@@ -32,6 +32,8 @@ def test_repository_params_yaml_is_valid():
         ({"optimizer": {"base_template": "no placeholder"}}, "optimizer.base_template"),
         ({"optimizer": {"top_p": 1.5}}, "optimizer.top_p"),
         ({"llm": {"dtype": "int3"}}, "llm.dtype"),
+        ({"data": {"splits": {"animal_mnist": {"shot": 10}}}}, "data.splits.animal_mnist.shot: unknown key"),
+        ({"data": {"splits": {"animal_mnist": {"shots": 0}}}}, "data.splits.animal_mnist.shots"),
     ],
 )
 def test_bad_values_name_the_key(raw, key):
@@ -82,3 +84,24 @@ def test_canonical_params_ignore_key_order():
     b = {"x": [{"a": 2, "b": 1}], "llamp": {"depth": 6, "iterations": 5}}
     assert canonical(a) == canonical(b) and list(canonical(a)) == ["llamp", "x"] and list(canonical(a)["llamp"]) == ["depth", "iterations"]
     assert repr(canonical(a)) == repr(canonical(b))
+
+
+def test_a_dataset_can_have_its_own_split_sizes():
+    p = C.from_dict({"data": {"datasets": ["a", "b"], "shots": 1, "val_per_class": 4, "test_per_class": 30,
+                              "splits": {"a": {"shots": 10, "test_per_class": None}}}})
+    assert C.split_sizes(p.data, "a") == C.SplitSizes(10, 4, None)  # what it does not set stays the run's
+    assert C.split_sizes(p.data, "b") == C.SplitSizes(1, 4, 30)
+
+
+def test_the_lab_config_follows_the_frozen_design():
+    """config/lab.yaml is the design docs/LAB.md froze; changing one without the other fails here."""
+    import yaml
+
+    from pathlib import Path
+
+    lab = C.from_dict(yaml.safe_load((Path(__file__).parents[1] / "config/lab.yaml").read_text()))
+    sizes = {d: C.split_sizes(lab.data, d) for d in lab.data.datasets}
+    assert sizes == {"animal_mnist": C.SplitSizes(10, 20, 100), "fashion_mnist": C.SplitSizes(10, 20, 100), "clipart": C.SplitSizes(5, 5, 24)}
+    assert list(lab.seeds) == [0, 1, 2, 3, 4]
+    assert (lab.optimizer.steps, lab.optimizer.candidates, list(lab.steering.alphas)) == (10, 10, [0.0, 1.0])
+    assert set(lab.methods) == {"s_temp", "random_search", "glov_wo_guidance", "glov", "llm_opt"}

@@ -59,9 +59,12 @@ def test_lab_controls_pair_seeds_and_reuse_a_method_run_once():
     records = {("glov", "a", s): glov[s] for s in (0, 1)} | {("glov_wo_guidance", "a", s): wo[s] for s in (0, 1)}
     records[("s_temp", "a", 0)] = record("1" * (n // 2 + 40) + "0" * (n // 2 - 40))  # run once: paired with both seeds
     records |= {("random_search", "a", s): record("1" * (n // 2) + "0" * (n // 2)) for s in (0, 1)}
-    oracles = [{"dataset": "a", "test_acc": 80.0, "n_templates": 30}, {"dataset": "a", "test_acc": 70.0, "n_templates": 31}]
+    oracles = [{"dataset": "a", "test_acc": 80.0, "n_templates": 30, "wordings": {"{}": 40.0, "a photo of a {}.": 50.0}},
+               {"dataset": "a", "test_acc": 70.0, "n_templates": 31, "wordings": {"{}": 44.0, "a photo of a {}.": 50.0}}]
     c = lab_controls(records, oracles, "a", [0, 1], resamples=500)
-    assert c.oracle == 75.0 and c.n_templates == 31
+    assert c.oracle == 75.0 and c.n_templates == 31 and c.wordings == {"{}": 42.0, "a photo of a {}.": 50.0}
+    assert lab_controls(records, oracles[:1] + [{"dataset": "a", "test_acc": 70.0, "n_templates": 31}], "a", [0, 1], 10).wordings == {
+        "{}": 40.0, "a photo of a {}.": 50.0}  # an oracle file written before the wordings is left out of their mean
     mean, low, high = c.intervals["glov", "glov_wo_guidance"]
     assert mean == pytest.approx(10.0) and 0 < low < 10 < high < 20  # paired: only the 40 images that differ vary
     assert c.intervals["glov", "s_temp"] == (0.0, 0.0, 0.0)  # identical answers: no uncertainty left
@@ -77,5 +80,8 @@ def test_lab_table_reports_oracle_headroom_and_counts_only_intervals_that_exclud
     assert "| a | 75.0 | 31 | +15.0 | +10.0 [+6.0, +14.0] * | - | +5.0 [-1.0, +11.0] | - |" in md
     assert "GLOV beats S-TEMP (+10.0 [+6.0, +14.0] *)." in md
     assert "GLOV w/o guidance beats S-TEMP (+5.0 points, no interval)." in md
+    assert "## Diagnostic wordings" not in md  # none recorded: no table
+    worded = lab_table(rows, {"a": 10.0}, {}, "# H", {"a": Controls(75.0, 31, {}, {"{}": 42.0, "a drawing of a {}.": 50.5})})
+    assert "| task | `{}` | `a drawing of a {}.` | spread (max − min) |" in worded and "| a | 42.0 | 50.5 | 8.5 |" in worded
     same = lab_table(rows, {"a": 10.0}, {}, "# H", {"a": Controls(None, 0, {("glov", "s_temp"): (0.0, 0.0, 0.0)})})
     assert "GLOV answers every test image as S-TEMP (+0.0 [+0.0, +0.0])." in same and "| a | - | 0 | - |" in same

@@ -108,3 +108,31 @@ def test_a_training_run_fits_its_few_shot_set_better_than_s_temp(llm, lab_vlm):
     with torch.no_grad():
         acc = float(((features @ class_weights(lab_vlm, model, caches, texts).T).argmax(-1) == labels).float().mean())
     assert acc > s_temp_acc + 0.1, (acc, s_temp_acc)
+
+
+def test_the_job_trains_every_seed_after_one_knowledge_pass_and_a_seed_does_not_depend_on_the_others(
+        tmp_path, tiny_clip_dir, tiny_llm_dir, monkeypatch):
+    """Rule train_llamp called directly: one job per dataset; seed 0 learns the same whether it is
+    trained alone or after seed 1 in the same job (each seed seeds its own start)."""
+    from conftest import toy_job_params
+    from glov.io import write_json
+    from glov.jobs.embed import embed_images
+    from glov.jobs.llamp import train_job
+
+    monkeypatch.chdir(tmp_path)
+    params = toy_job_params(tmp_path, 3, 1, {"name": "tiny", "arch": f"local-dir:{tiny_clip_dir}"},
+                            llm={"name": "tiny-llm", "path": str(tiny_llm_dir)},
+                            baselines={"llamp": {"prompt_tokens": 2, "text_prompts": 1, "depth": 1, "lora_rank": 2, "iterations": 3}})
+    embed_images(params, "manifest.json", {"train": "train.pt"})
+    for seed in (0, 1):
+        write_json(f"desc{seed}.json", {"classes": {n: {"texts": [f"{n} which (is/has/etc) has fur {seed}"]} for n in ("cat", "dog")}})
+    train_job(params, ["manifest.json"], ["train.pt"], ["desc0.json"], [0], "k_alone.pt", ["alone0.pt"])
+    train_job(params, ["manifest.json"] * 2, ["train.pt"] * 2, ["desc1.json", "desc0.json"], [1, 0], "k_both.pt", ["both1.pt", "both0.pt"])
+    alone, both, other = (torch.load(p, weights_only=True) for p in ("alone0.pt", "both0.pt", "both1.pt"))
+    assert alone["losses"] == both["losses"] and len(alone["losses"]) == 3 and other["losses"] != alone["losses"]
+    assert torch.equal(alone["class_weights"], both["class_weights"])
+    assert alone["trainable"].keys() == both["trainable"].keys()
+    assert all(torch.equal(alone["trainable"][k], both["trainable"][k]) for k in alone["trainable"])
+    knowledge = torch.load("k_both.pt", weights_only=True)
+    assert knowledge["classnames"] == ["cat", "dog"] and len(knowledge["caches"]) == 2
+    assert all(torch.equal(a, b) for a, b in zip(knowledge["caches"], torch.load("k_alone.pt", weights_only=True)["caches"]))

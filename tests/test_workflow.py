@@ -90,10 +90,10 @@ def test_bad_config_stops_before_any_job_naming_the_key(tmp_path):
     "configs, expected",
     [
         (["config/paper.yaml"], {"fetch_released": 1, "prep_dataset": 16 * 3, "embed_images": 16 * 3, "describe_classes": 16 * 3, "baselines": 16 * 3,
-                                 "llamp_knowledge": 16, "train_llamp": 16 * 3, "glov_steps": 15 * 3, "score": 16 * 3, "aggregate": 1, "all": 1}),
+                                 "train_llamp": 16, "glov_steps": 15 * 3, "score": 16 * 3, "aggregate": 1, "all": 1}),
         (["config/paper.yaml", "config/paper_clean.yaml"], {"fetch_released": 1, "prep_dataset": 16, "embed_images": 16, "describe_classes": 16 * 3,
                                                             "baselines": 16 * 3, "fixed_baselines": 16, "glov_steps": 16 * 3,
-                                                            "llamp_knowledge": 16, "train_llamp": 16 * 3,
+                                                            "train_llamp": 16,
                                                             "score": 16 * 3, "aggregate": 1, "all": 1}),
         (["config/paper.yaml", "config/paper_llava.yaml"], {"fetch_released": 1, "prep_dataset": 16 * 3, "baselines": 16 * 3, "glov_steps": 15 * 3 * 26,
                                                             "score": 16 * 3, "aggregate": 1, "all": 1}),
@@ -172,8 +172,8 @@ def test_end_to_end_offline_resume_and_determinism(workdir, offline_env, referen
     assert proapo["templates"] and proapo["search"]["template_candidates"][0] == "a photo of a {}."
     llamp = json.loads((baselines / "llamp/s0.json").read_text())
     assert llamp["shots"] == 1 and llamp["n_trainable"] > 0
-    assert (workdir / "results/llamp/animal_mnist/smollm2-135m-instruct/knowledge.pt").is_file()
-    assert "rebuilding" not in (workdir / "logs/train_llamp/animal_mnist/lab-minilm/smollm2-135m-instruct/1shot/s0.log").read_text()
+    assert (workdir / "results/llamp/animal_mnist/lab-minilm/smollm2-135m-instruct/1shot/knowledge.pt").is_file()
+    assert "rebuilding" not in (workdir / "logs/train_llamp/animal_mnist/lab-minilm/smollm2-135m-instruct/1shot.log").read_text()
     cupl_texts = json.loads((workdir / "results/descriptions/toy/smollm2-135m-instruct/sentences/s0.json").read_text())
     assert all(len(c["raw"]) == 2 for c in cupl_texts["classes"].values())
     assert all((workdir / f"results/plots/{d}.png").stat().st_size > 1000 for d in ("animal_mnist", "toy"))
@@ -187,6 +187,9 @@ def test_end_to_end_offline_resume_and_determinism(workdir, offline_env, referen
     assert "## Controls and intervals" in lab and "| animal_mnist | " in lab.split("## Controls and intervals")[1]
     oracle = json.loads((workdir / "results/oracle/animal_mnist/lab-minilm/smollm2-135m-instruct/s0.json").read_text())
     assert oracle["n_templates"] > 80 and oracle["test_acc"] >= llm_opt["test_acc"]  # single templates: DS-TEMP's 80 are in the pool
+    assert list(oracle["wordings"])[:2] == ["{}", "a photo of a {}."] and len(oracle["wordings"]) == 6
+    assert oracle["wordings"]["a photo of a {}."] == pytest.approx(json.loads((baselines / "s_temp/s0.json").read_text())["test_acc"], abs=0.01)
+    assert "## Diagnostic wordings" in lab and "| `{}` | `a photo of a {}.` |" in lab
     search = json.loads((baselines / "random_search/s0.json").read_text())
     assert len(search["candidates"]) == 2 and all(len(c) == 4 for c in search["candidates"]) and "test_correct" in search
 
@@ -224,8 +227,8 @@ def test_end_to_end_offline_resume_and_determinism(workdir, offline_env, referen
     n_first = sum(r.data.tags["mlflow.parentRunId"] == first_parent for r in children)
     # one child per job: export, train_lab_vlm, cache_llm, 2 preps, 2 embeds (3 splits each), 2 glov_steps (all steps of
     # both alphas), 2 scores (both alphas), aggregate, 2 describe_classes (both styles), 2 x 2 baselines (per seed; fixed),
-    # 2 llamp_knowledge, 2 train_llamp, 2 random_search, 1 oracle (animal_mnist: the lab task)
-    assert n_first == 1 + 1 + 1 + 2 + 2 + 2 + 2 + 1 + 2 + 4 + 2 + 2 + 2 + 1
+    # 2 train_llamp (knowledge cache and training), 2 random_search, 1 oracle (animal_mnist: the lab task)
+    assert n_first == 1 + 1 + 1 + 2 + 2 + 2 + 2 + 1 + 2 + 4 + 2 + 2 + 1
     second_parent = max(parents, key=lambda r: r.info.start_time).info.run_id
     resumed = [r for r in children if r.data.tags["mlflow.parentRunId"] == second_parent]
     assert len(resumed) == 1 + 1 + 1 + 1  # the glov_steps job of the deleted step, its score job, the oracle, aggregate

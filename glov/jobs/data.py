@@ -31,7 +31,8 @@ def prepare_dataset(params: C.Params, dataset: str, out: str | Path, seed: int |
     seed = d.seed if seed is None else seed
     with track(params, f"prep_dataset/{dataset}", {"dataset": dataset}) as tracker:
         official = {name: is_official(params.protocol, name) for name in rule_switches("prep_dataset")}
-        manifest = prepare(dataset, d.root, d.shots, 1 if official["val_split"] else d.val_per_class, d.test_per_class, seed, d.custom,
+        size = C.split_sizes(d, dataset)
+        manifest = prepare(dataset, d.root, size.shots, 1 if official["val_split"] else size.val_per_class, size.test_per_class, seed, d.custom,
                            FITNESS_BATCH if official["fitness_loader"] else None, official["variant_splits"] and dataset in TARGET_SPLIT)
         # every image opened once now, all bad ones named at once, before any job embeds them
         check_manifest_images(manifest, relists=get_dataset_spec(dataset, d.custom).layout == "imagefolder")

@@ -93,16 +93,29 @@ def scored_templates(step_records: Sequence[Mapping], baseline_results: Sequence
     return sorted({t for t in found if "{}" in t})
 
 
+DIAGNOSTIC_WORDINGS = ("{}", None, "a silhouette of a {}.", "a greyscale photo of a {}.", "a drawing of a {}.", "the character {}.")
+
+
+def diagnostic_wordings(params: C.Params) -> list[str]:
+    """The fixed wordings lab.md scores on test (docs/LAB.md, frozen): the bare name, S-TEMP (in
+    the run's base template, the ``None``) and a few domain wordings, to show how much wording
+    alone moves a lab task's accuracy: the spread an optimiser can exploit."""
+    return list(dict.fromkeys(params.optimizer.base_template if w is None else w for w in DIAGNOSTIC_WORDINGS))
+
+
 def oracle(params: C.Params, manifest_path: str | Path, test_embeddings: str | Path | None, seed: int, step_files: Sequence[str | Path],
            baseline_files: Sequence[str | Path], out: str | Path) -> None:
     """Rule oracle: the best single template on *test* among every template the run scored for this
-    (dataset, seed). An upper bound on what choosing among them could give; never selectable."""
+    (dataset, seed). An upper bound on what choosing among them could give; never selectable.
+    Beside it, the diagnostic wordings' test accuracies (not candidates of the oracle)."""
     manifest = read_json(manifest_path)
     with track(params, f"oracle/{manifest['dataset']}/s{seed}", {"dataset": manifest["dataset"], "seed": seed}) as tracker:
         templates = scored_templates([read_json(p) for p in step_files], [read_json(p) for p in baseline_files])
         test = Scorer(params, manifest).fitness("test", test_embeddings)
         scores = {t: test(t) for t in templates}
         best = max(templates, key=scores.__getitem__)  # templates come sorted: ties go to the alphabetically first
+        wordings = {w: test(w) for w in diagnostic_wordings(params)}
         write_json(out, {"dataset": manifest["dataset"], "seed": seed, "template": best, "test_acc": scores[best],
-                         "n_templates": len(templates), "test_correct": test.correct(best), "test_set": test_set_digest(manifest)})
+                         "n_templates": len(templates), "test_correct": test.correct(best), "test_set": test_set_digest(manifest),
+                         "wordings": wordings})
         tracker.log_metrics({"oracle_test_acc": scores[best], "n_templates": len(templates)})

@@ -1,6 +1,6 @@
-"""Rules llamp_knowledge and train_llamp: LLaMP's knowledge cache (once per dataset and LLM) and
-its training (per dataset and seed, on the run's labelled few-shot set); rule baselines then
-scores the learnt class weights on val and test like every other method."""
+"""Rule train_llamp: LLaMP's knowledge cache and its training on the run's labelled few-shot set,
+every seed of a dataset in one job; rule baselines then scores the learnt class weights on val
+and test like every other method."""
 
 from __future__ import annotations
 
@@ -34,39 +34,44 @@ def load_checked(path: str | Path, classnames: list[str], what: str) -> dict:
     return saved
 
 
-def build_knowledge(params: C.Params, manifest_path: str | Path, out: str | Path) -> None:
-    """Rule llamp_knowledge: per class, the query's hidden states at the LLM's last layer input."""
-    manifest = read_json(manifest_path)
-    names = manifest["classnames"]
-    with track(params, f"llamp_knowledge/{manifest['dataset']}", {"dataset": manifest["dataset"], "classes": len(names)}):
-        llm = load_llm(params)
-        ids = [llm.token_ids(knowledge_query(n, manifest["dataset"], manifest["description"]))[0] for n in names]
-        save({"classnames": names, "llm": params.llm.name, "caches": knowledge_cache(llm.model, ids)}, out)
+def build_knowledge(llm, manifest: dict) -> list[torch.Tensor]:
+    """Per class, the query's hidden states at the LLM's last layer input (the frozen part, run once)."""
+    return knowledge_cache(llm.model, [llm.token_ids(knowledge_query(n, manifest["dataset"], manifest["description"]))[0]
+                                       for n in manifest["classnames"]])
 
 
-def train_job(params: C.Params, manifest_path: str | Path, train_embeddings: str | Path, descriptors: str | Path,
-              knowledge: str | Path, seed: int, out: str | Path) -> None:
-    """Rule train_llamp: train on the few-shot split's cached embeddings; save the trainable
-    parameters, the loss curve and the class weights the baselines job scores."""
-    manifest = read_json(manifest_path)
-    names = manifest["classnames"]
+def train_job(params: C.Params, manifests: list[str | Path], train_embeddings: list[str | Path | None], descriptors: list[str | Path],
+              seeds: list[int], knowledge_out: str | Path, outs: list[str | Path]) -> None:
+    """Rule train_llamp, every seed of a dataset in one job, so the LLM loads once: the knowledge
+    cache (saved beside what is learnt), then per seed training on that seed's few-shot split's
+    cached embeddings; saves the trainable parameters, the loss curve and the class weights the
+    baselines job scores. Each seed seeds its own initialisation: a seed's file does not depend on
+    which other seeds share the job."""
+    first = read_json(manifests[0])
+    names = first["classnames"]
     cfg = params.baselines.llamp
-    described = read_json(descriptors)["classes"]
-    texts = [class_texts(n, described[n]["texts"]) for n in names]
-    with track(params, f"train_llamp/{manifest['dataset']}/s{seed}", {"dataset": manifest["dataset"], "seed": seed}) as tracker:
-        caches = [c.float() for c in load_checked(knowledge, names, "LLaMP knowledge cache")["caches"]]
+    with track(params, f"train_llamp/{first['dataset']}", {"dataset": first["dataset"], "seeds": seeds}) as tracker:
+        llm = load_llm(params)
+        caches = build_knowledge(llm, first)
+        save({"classnames": names, "llm": params.llm.name, "caches": caches}, knowledge_out)
         vlm = load_vlm(vlm_spec(params), params.vlm.device)
-        split = load_split(params, vlm, manifest, "train", train_embeddings)
         layers, width, _ = text_layers(vlm)
-        torch.manual_seed(seed)  # LoRA's initial A (B starts at zero, so it does not change the start)
-        model = LLaMP(LastLayer(load_llm(params).model, cfg.lora_rank), caches[0].shape[1], width, min(cfg.depth, len(layers)), cfg, seed)
-        losses = train(vlm, model, caches, texts, split.features, split.labels, cfg, seed)
-        for i in range(0, len(losses), max(1, len(losses) // 50)):
-            tracker.log_metrics({"loss": losses[i]}, step=i)
-        with torch.no_grad():
-            weights = class_weights(vlm, model, caches, texts)
-        kept = {n for n, p in model.named_parameters() if p.requires_grad}
-        save({"classnames": names, "shots": params.data.shots, "seed": seed, "settings": asdict(cfg), "texts": texts, "losses": losses,
-              "class_weights": weights, "trainable": {n: t for n, t in model.state_dict().items() if n in kept},
-              "n_trainable": sum(p.numel() for p in trainable(model))}, out)
-        tracker.log_artifact(out)
+        for seed, manifest_path, embeddings, described, out in zip(seeds, manifests, train_embeddings, descriptors, outs, strict=True):
+            manifest = read_json(manifest_path)
+            if manifest["classnames"] != names:
+                raise VLMError(f"{manifest_path}: other classes than {manifests[0]}; delete both and run snakemake again")
+            by_class = read_json(described)["classes"]
+            texts = [class_texts(n, by_class[n]["texts"]) for n in names]
+            split = load_split(params, vlm, manifest, "train", embeddings)
+            torch.manual_seed(seed)  # LoRA's initial A (B starts at zero, so it does not change the start)
+            model = LLaMP(LastLayer(llm.model, cfg.lora_rank), caches[0].shape[1], width, min(cfg.depth, len(layers)), cfg, seed)
+            losses = train(vlm, model, caches, texts, split.features, split.labels, cfg, seed)
+            for i in range(0, len(losses), max(1, len(losses) // 50)):
+                tracker.log_metrics({f"loss.s{seed}": losses[i]}, step=i)
+            with torch.no_grad():
+                weights = class_weights(vlm, model, caches, texts)
+            kept = {n for n, p in model.named_parameters() if p.requires_grad}
+            save({"classnames": names, "shots": C.split_sizes(params.data, first["dataset"]).shots, "seed": seed, "settings": asdict(cfg), "texts": texts, "losses": losses,
+                  "class_weights": weights, "trainable": {n: t for n, t in model.state_dict().items() if n in kept},
+                  "n_trainable": sum(p.numel() for p in trainable(model))}, out)
+            tracker.log_artifact(out)

@@ -27,7 +27,9 @@ def write_lab_table(params: C.Params, rows: list[dict], records: dict | None = N
     tasks = lab_tasks(params)
     if not tasks:
         return []
-    chance = {d: 100.0 / len(read_json(manifest_path(params, d, params.seeds[0]))["classnames"]) for d in tasks}
+    manifests = {d: read_json(manifest_path(params, d, params.seeds[0])) for d in tasks}
+    chance = {d: 100.0 / len(m["classnames"]) for d, m in manifests.items()}
+    sizes = "; ".join(f"{d} {' / '.join(str(len(m['splits'][s])) for s in ('train', 'val', 'test'))}" for d, m in manifests.items())
     alphas = C.glov_alphas(params)  # the LLM's templates: the GLOV chains of the smallest alpha, one per seed
     alpha = C.alpha_tag(min(alphas)) if alphas else None
 
@@ -47,7 +49,8 @@ def write_lab_table(params: C.Params, rows: list[dict], records: dict | None = N
         "# Lab tasks: zero-shot test top-1 accuracy (%) of the offline lab VLM\n\n"
         f"VLM: {vlm_spec(params).label or params.vlm.name}; {trained}. LLM: {params.llm.name}. "
         f"{params.optimizer.steps} steps, {params.optimizer.candidates} candidates per step, alphas {list(params.steering.alphas)}, "
-        f"seeds {list(params.seeds)}; mean ± std over seeds where there are several. Nothing here is tuned by hand.{shots_note(params)}"
+        f"seeds {list(params.seeds)}; mean ± std over seeds where there are several. Nothing here is tuned by hand.{shots_note(params)} "
+        f"Images per split (fitness / val / test): {sizes}."
     )
     oracles = [read_json(p) for p in oracle_paths]
     controls = {d: tables.lab_controls(records or {}, oracles, d, list(params.seeds), params.ablation.bootstrap) for d in tasks}
@@ -69,7 +72,11 @@ def shots_note(params: C.Params) -> str:
     """A trained method's table says how many labelled images per class it learnt from."""
     if "llamp" not in params.methods:
         return ""
-    return f" LLaMP is trained on {params.data.shots} labelled image(s) per class (the split the other methods use as fitness)."
+    shots = {d: C.split_sizes(params.data, d).shots for d in params.data.datasets}
+    if len(set(shots.values())) == 1:
+        return f" LLaMP is trained on {params.data.shots if not shots else next(iter(shots.values()))} labelled image(s) per class (the split the other methods use as fitness)."
+    per = ", ".join(f"{d} {n}" for d, n in shots.items())
+    return f" LLaMP is trained on the labelled split the other methods use as fitness: images per class {per}."
 
 def aggregate_tables(
     params: C.Params, entries: Sequence[tuple[str, float, int]], score_paths: Sequence[str], baseline_paths: Sequence[str],

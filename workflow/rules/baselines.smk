@@ -40,7 +40,7 @@ for rule_name, methods, seed, suffix in baseline_groups():
             llm=get_llm_dir() if set(methods) & set(LLM_METHODS) else [],
             descriptions=description_inputs(methods),
             released=[RELEASED_PATH] if set(methods) & set(RELEASED_METHODS) else [],
-            llamp=[LLAMP_OUT] if "llamp" in methods else [],
+            llamp=llamp_trained if "llamp" in methods else [],
         output:
             baseline_outputs(methods, seed),
         log:
@@ -76,50 +76,28 @@ rule fetch_released:
         "../scripts/fetch_released.py"
 
 
-# LLaMP, a trained method: the LLM's frozen part runs once per class and dataset (its knowledge
-# cache), then training per (dataset, seed) on the run's labelled split; rule baselines scores it.
-rule llamp_knowledge:
-    input:
-        manifest=MANIFEST.replace("{split_seed}", str(SEEDS[0])),
-        llm=get_llm_dir,
-    output:
-        paths.LLAMP_KNOWLEDGE,
-    log:
-        "logs/llamp_knowledge/{dataset}/{llm}.log",
-    benchmark:
-        "benchmarks/runs/llamp_knowledge/{dataset}/{llm}.tsv"
-    conda:
-        "../envs/glov.yaml"
-    params:
-        llm=only("llm", "name", "path", "gguf_file", "dtype"),
-    threads: 1
-    resources:
-        mem_mb=4000,
-        gpu=gpus("llm"),
-    script:
-        "../scripts/llamp_knowledge.py"
-
-
+# LLaMP, a trained method: one job per dataset runs the LLM's frozen part once per class (its
+# knowledge cache, saved) and trains every seed on its labelled split; rule baselines scores it.
 rule train_llamp:
     input:
-        manifest=SEED_MANIFEST,
-        train=embeddings("train"),
+        manifests=expand(SEED_MANIFEST, seed=SEEDS, allow_missing=True),
+        train=expand(embeddings("train"), seed=SEEDS, allow_missing=True),
         vlm=get_vlm_dir,
         llm=get_llm_dir,
-        descriptors=paths.DESCRIPTIONS.replace("{style}", "descriptors"),
-        knowledge=paths.LLAMP_KNOWLEDGE,
+        descriptors=expand(paths.DESCRIPTIONS.replace("{style}", "descriptors"), seed=SEEDS, allow_missing=True),
     output:
-        LLAMP_OUT,
+        knowledge=paths.LLAMP_KNOWLEDGE,
+        trained=expand(paths.LLAMP, seed=SEEDS, allow_missing=True),
     log:
-        f"logs/train_llamp/{{dataset}}/{{vlm}}/{{llm}}/{PARAMS.data.shots}shot/s{{seed}}.log",
+        "logs/train_llamp/{dataset}/{vlm}/{llm}/{shots}shot.log",
     benchmark:
-        f"benchmarks/runs/train_llamp/{{dataset}}/{{vlm}}/{{llm}}/{PARAMS.data.shots}shot/s{{seed}}.tsv"
+        "benchmarks/runs/train_llamp/{dataset}/{vlm}/{llm}/{shots}shot.tsv"
     conda:
         "../envs/glov.yaml"
     params:
         llamp=only("baselines", "llamp"),
         llm=only("llm", "name", "path", "gguf_file", "dtype"),
-        seed=lambda w: int(w.seed),
+        seeds=SEEDS,
     threads: 1
     resources:
         mem_mb=4000,

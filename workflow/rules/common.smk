@@ -1,7 +1,7 @@
 # Validate params.yaml before any job is planned, then expose the helpers the rules use.
 from glov import paths
 from glov.baselines import DESCRIPTION_STYLE, DETERMINISTIC, LLM_METHODS, method_params
-from glov.config import BASELINE_METHODS, alpha_tag, build, canonical, glov_alphas, step_blocks, validate
+from glov.config import BASELINE_METHODS, alpha_tag, build, canonical, glov_alphas, split_sizes, step_blocks, validate
 from glov.data import get_dataset_spec
 from glov.data.integrity import listing_digest
 from glov.jobs.common import answering, check, llm_spec, vlm_spec
@@ -36,7 +36,7 @@ SPLIT_PER_SEED = is_official(PARAMS.protocol, "split_seed")  # official: each ru
 # Where a dataset's manifest and embedding cache live; per seed, the rules that have a {seed} read those of their seed
 MANIFEST, EMBEDDINGS = (paths.SEEDED_MANIFEST, paths.SEEDED_EMBEDDINGS) if SPLIT_PER_SEED else (paths.MANIFEST, paths.EMBEDDINGS)
 SEED_MANIFEST = MANIFEST.replace("{split_seed}", "{seed}")
-LLAMP_OUT = paths.LLAMP.replace("{shots}", str(PARAMS.data.shots))  # LLaMP trains on the run's labelled split
+SHOTS = {d: split_sizes(PARAMS.data, d).shots for d in DATASETS}  # LLaMP trains on the run's labelled split
 # The protocol ablation (config/ablation_protocol.yaml): clean, the reference, then the variants asked for
 VARIANTS = list(dict.fromkeys([REFERENCE, *PARAMS.ablation.variants])) if PARAMS.ablation.variants else []
 V_MANIFEST, V_EMBEDDINGS = of_variant(paths.SEEDED_MANIFEST), of_variant(paths.SEEDED_EMBEDDINGS)
@@ -56,6 +56,7 @@ wildcard_constraints:
     step=r"\d{3}",
     alpha=r"[0-9.]+",
     seed=r"\d+",
+    shots=r"\d+",
     method="|".join(BASELINE_METHODS),
 
 
@@ -210,6 +211,11 @@ def baseline_groups():
 
 def baseline_outputs(methods, seed):
     return [paths.BASELINE.replace("{method}", m).replace("{seed}", "{seed}" if seed is None else str(seed)) for m in methods]
+
+
+def llamp_trained(w):
+    """What LLaMP learnt for a (dataset, seed): trained on the dataset's own number of shots."""
+    return [paths.LLAMP.format(dataset=w.dataset, vlm=w.vlm, llm=w.llm, shots=SHOTS[w.dataset], seed=w.seed)]
 
 
 def description_inputs(methods):

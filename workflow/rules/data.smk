@@ -31,6 +31,7 @@ rule prep_dataset:
         data=only("data", "root", "shots", "val_per_class", "test_per_class", "seed"),
         protocol=only("protocol", *rule_switches("prep_dataset")),
         custom=lambda w: config["data"]["custom"].get(w.dataset, {}),
+        splits=lambda w: canonical(config["data"]["splits"].get(w.dataset, {})),  # the dataset's own split sizes, if any
         listing=dataset_listing,  # changes when the folder's files do: deleting a bad image is enough
     priority: 60
     script:
