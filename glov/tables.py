@@ -212,7 +212,7 @@ def lab_controls(records: Mapping[tuple[str, str, int], Mapping], oracles: Seque
         if runs:
             intervals[a, b] = bootstrap_difference(runs, resamples, interval_seed("lab", f"{a}-{b}", task))
     mine = [o for o in oracles if o["dataset"] == task]
-    worded = [o["wordings"] for o in mine if "wordings" in o]  # oracle files written before the wordings have none
+    worded = [dict(o["wordings"]) for o in mine if "wordings" in o]  # oracle files written before the wordings have none
     wordings = {w: statistics.fmean(o[w] for o in worded) for w in (worded[0] if worded else {}) if all(w in o for o in worded)}
     return Controls(statistics.fmean(o["test_acc"] for o in mine) if mine else None, max((o["n_templates"] for o in mine), default=0),
                     intervals, wordings)

@@ -59,8 +59,8 @@ def test_lab_controls_pair_seeds_and_reuse_a_method_run_once():
     records = {("glov", "a", s): glov[s] for s in (0, 1)} | {("glov_wo_guidance", "a", s): wo[s] for s in (0, 1)}
     records[("s_temp", "a", 0)] = record("1" * (n // 2 + 40) + "0" * (n // 2 - 40))  # run once: paired with both seeds
     records |= {("random_search", "a", s): record("1" * (n // 2) + "0" * (n // 2)) for s in (0, 1)}
-    oracles = [{"dataset": "a", "test_acc": 80.0, "n_templates": 30, "wordings": {"{}": 40.0, "a photo of a {}.": 50.0}},
-               {"dataset": "a", "test_acc": 70.0, "n_templates": 31, "wordings": {"{}": 44.0, "a photo of a {}.": 50.0}}]
+    oracles = [{"dataset": "a", "test_acc": 80.0, "n_templates": 30, "wordings": [["{}", 40.0], ["a photo of a {}.", 50.0]]},
+               {"dataset": "a", "test_acc": 70.0, "n_templates": 31, "wordings": [["{}", 44.0], ["a photo of a {}.", 50.0]]}]
     c = lab_controls(records, oracles, "a", [0, 1], resamples=500)
     assert c.oracle == 75.0 and c.n_templates == 31 and c.wordings == {"{}": 42.0, "a photo of a {}.": 50.0}
     assert lab_controls(records, oracles[:1] + [{"dataset": "a", "test_acc": 70.0, "n_templates": 31}], "a", [0, 1], 10).wordings == {

@@ -114,7 +114,7 @@ def oracle(params: C.Params, manifest_path: str | Path, test_embeddings: str | P
         test = Scorer(params, manifest).fitness("test", test_embeddings)
         scores = {t: test(t) for t in templates}
         best = max(templates, key=scores.__getitem__)  # templates come sorted: ties go to the alphabetically first
-        wordings = {w: test(w) for w in diagnostic_wordings(params)}
+        wordings = [[w, test(w)] for w in diagnostic_wordings(params)]  # pairs: JSON keys would lose the order
         write_json(out, {"dataset": manifest["dataset"], "seed": seed, "template": best, "test_acc": scores[best],
                          "n_templates": len(templates), "test_correct": test.correct(best), "test_set": test_set_digest(manifest),
                          "wordings": wordings})
