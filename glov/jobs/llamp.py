@@ -47,17 +47,17 @@ def train_job(params: C.Params, manifests: list[str | Path], train_embeddings: l
     cached embeddings; saves the trainable parameters, the loss curve and the class weights the
     baselines job scores. Each seed seeds its own initialisation: a seed's file does not depend on
     which other seeds share the job."""
-    first = read_json(manifests[0])
-    names = first["classnames"]
-    cfg = params.baselines.llamp
+    read = [read_json(p) for p in manifests]
+    first, names = read[0], read[0]["classnames"]
+    cfg, shots = params.baselines.llamp, C.split_sizes(params.data, first["dataset"]).shots
     with track(params, f"train_llamp/{first['dataset']}", {"dataset": first["dataset"], "seeds": seeds}) as tracker:
         llm = load_llm(params)
         caches = build_knowledge(llm, first)
         save({"classnames": names, "llm": params.llm.name, "caches": caches}, knowledge_out)
         vlm = load_vlm(vlm_spec(params), params.vlm.device)
         layers, width, _ = text_layers(vlm)
-        for seed, manifest_path, embeddings, described, out in zip(seeds, manifests, train_embeddings, descriptors, outs, strict=True):
-            manifest = read_json(manifest_path)
+        for seed, manifest_path, manifest, embeddings, described, out in zip(seeds, manifests, read, train_embeddings, descriptors, outs,
+                                                                            strict=True):
             if manifest["classnames"] != names:
                 raise VLMError(f"{manifest_path}: other classes than {manifests[0]}; delete both and run snakemake again")
             by_class = read_json(described)["classes"]
@@ -71,7 +71,7 @@ def train_job(params: C.Params, manifests: list[str | Path], train_embeddings: l
             with torch.no_grad():
                 weights = class_weights(vlm, model, caches, texts)
             kept = {n for n, p in model.named_parameters() if p.requires_grad}
-            save({"classnames": names, "shots": C.split_sizes(params.data, first["dataset"]).shots, "seed": seed, "settings": asdict(cfg), "texts": texts, "losses": losses,
+            save({"classnames": names, "shots": shots, "seed": seed, "settings": asdict(cfg), "texts": texts, "losses": losses,
                   "class_weights": weights, "trainable": {n: t for n, t in model.state_dict().items() if n in kept},
                   "n_trainable": sum(p.numel() for p in trainable(model))}, out)
             tracker.log_artifact(out)

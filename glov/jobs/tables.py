@@ -73,8 +73,8 @@ def shots_note(params: C.Params) -> str:
     if "llamp" not in params.methods:
         return ""
     shots = {d: C.split_sizes(params.data, d).shots for d in params.data.datasets}
-    if len(set(shots.values())) == 1:
-        return f" LLaMP is trained on {params.data.shots if not shots else next(iter(shots.values()))} labelled image(s) per class (the split the other methods use as fitness)."
+    if len(set(shots.values())) == 1:  # data.datasets is never empty
+        return f" LLaMP is trained on {next(iter(shots.values()))} labelled image(s) per class (the split the other methods use as fitness)."
     per = ", ".join(f"{d} {n}" for d, n in shots.items())
     return f" LLaMP is trained on the labelled split the other methods use as fitness: images per class {per}."
 
