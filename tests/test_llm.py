@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from glov.llm import HFLLM, LLMError, LLMSpec, Sampling, Steer, cache_dequantised, resolve_llm
+from glov.llm import HFLLM, LLMError, LLMSpec, Sampling, Steer, resolve_llm
 
 pytestmark = pytest.mark.slow
 MSGS = [{"role": "user", "content": 'Give one template like "a photo of a <category>." Output only the template.'}]
@@ -11,10 +11,9 @@ SAMPLING = Sampling(max_new_tokens=12)
 
 
 @pytest.fixture(scope="module")
-def llm(tmp_path_factory):
-    out = cache_dequantised(resolve_llm("smollm2-135m-instruct"), tmp_path_factory.mktemp("llm") / "smollm2")
-    assert (out / "config.json").exists() and not (out.parent / "smollm2.tmp").exists()
-    return HFLLM.load(LLMSpec(str(out)))
+def llm(smollm2_dir):
+    assert (smollm2_dir / "config.json").exists() and not (smollm2_dir.parent / "smollm2.tmp").exists()
+    return HFLLM.load(LLMSpec(str(smollm2_dir)))
 
 
 def test_batched_sampling_is_seeded(llm):

@@ -270,7 +270,12 @@ def job_logs(cwd: Path) -> str:
 @pytest.mark.slow
 def test_killed_mid_job_with_sigterm_then_sigkill_resumes_to_identical_results(workdir, offline_env, reference_run, tmp_path_factory):
     killed = tracked_copy(tmp_path_factory.mktemp("killed"))
-    shutil.copytree(workdir / "resources", killed / "resources", copy_function=os.link)  # built models: not what is tested
+    shutil.rmtree(killed / "results")
+    for folder in ("resources", "results"):  # models, data, embeddings and baselines: not what is tested (hard links
+        shutil.copytree(workdir / folder, killed / folder, copy_function=os.link)  # are safe: writes replace files)
+    for folder in ("runs", "oracle", "tables", "curves", "plots"):  # the GLOV chains and what reads them
+        shutil.rmtree(killed / "results" / folder)
+    (killed / "results/metrics.json").unlink()
 
     kill_mid_job(killed, offline_env, signal.SIGTERM)
     assert "interrupted: terminated by signal 15; finished steps are kept" in job_logs(killed)
