@@ -65,7 +65,8 @@ def machine() -> str:
 def offline_vlm():
     """The default offline VLM (built as the workflow's train_lab_vlm rule builds it untrained, if missing): speed does not depend on the weights."""
     from glov.lab_vlm import build_untrained_minilm
-    from glov.vlm import VLMSpec, load_vlm
+    from glov.vlm import load_vlm
+    from glov.registry import VLMSpec
 
     if not (VLM_DIR / "open_clip_config.json").exists():
         build_untrained_minilm(VLM_DIR)
@@ -74,7 +75,8 @@ def offline_vlm():
 
 def offline_llm():
     """SmolLM2-135M-Instruct, dequantised once as the workflow's cache_llm rule does."""
-    from glov.llm import HFLLM, LLMSpec, cache_dequantised, resolve_llm
+    from glov.llm import HFLLM, cache_dequantised
+    from glov.registry import LLMSpec, resolve_llm
 
     if not LLM_DIR.is_dir():
         cache_dequantised(resolve_llm("smollm2-135m-instruct"), LLM_DIR)

@@ -19,7 +19,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from glov.scoring import accuracy, correct_string
-from glov.vlm import VLMError
+from glov.registry import VLMError
 
 
 def default_sentence_encoder() -> str:

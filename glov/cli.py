@@ -10,8 +10,8 @@ from glov import config as C
 
 def _ls(_: argparse.Namespace) -> int:
     from glov.data import list_datasets
-    from glov.llm import list_llms
-    from glov.vlm import list_vlms
+    from glov.registry import list_llms
+    from glov.registry import list_vlms
 
     for title, names in (("datasets", list_datasets()), ("vlms", list_vlms()), ("llms", list_llms())):
         print(f"{title}: {', '.join(names)}")
@@ -138,14 +138,14 @@ def main(argv: list[str] | None = None) -> int:
     diff.set_defaults(fn=_diff)
     args = parser.parse_args(argv)
     from glov.diff import DiffError
-    from glov.jobs.common import USER_ERRORS
+    from glov.jobs.common import user_errors
     from glov.released import ReleasedError
     from glov.resume import Terminated, sigterm_raises
 
     try:
         with sigterm_raises():
             return args.fn(args)
-    except (*USER_ERRORS, DiffError, ReleasedError) as exc:
+    except (*user_errors(), DiffError, ReleasedError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except (KeyboardInterrupt, Terminated):

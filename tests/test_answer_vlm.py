@@ -10,7 +10,7 @@ from glov.llm import FakeLLM, Sampling
 from glov.optimizer import StepConfig, Task, init_state, step
 from glov.optimizer.parse import parse_question
 from glov.optimizer.prompts import QUESTION, meta_prompt
-from glov.vlm import VLMError
+from glov.registry import VLMError
 
 IMAGES = [Image.new("RGB", (40, 30), (255, 0, 0)), Image.new("RGB", (20, 20), (0, 0, 255)), Image.new("RGB", (33, 33), (0, 255, 0))]
 

@@ -90,7 +90,8 @@ def test_bad_rows_are_refused(model):
 
 
 def test_requests_cut_into_batches_of_at_most_max_rows_give_the_same_completions(tiny_llm_dir):
-    from glov.llm import HFLLM, LLMSpec, Request, Sampling, row_batches
+    from glov.llm import HFLLM, Request, Sampling, row_batches
+    from glov.registry import LLMSpec
 
     requests = [Request([{"role": "user", "content": "name a template " * (i + 1)}], tuple(range(10 * i, 10 * i + 3)), Sampling(max_new_tokens=8))
                 for i in range(4)]

@@ -11,7 +11,8 @@ from safetensors.torch import load_file
 from glov.config import VLMTrainConfig
 from glov.lab_vlm import TRAINING_RECORD, contrastive_loss, train_minilm
 from glov.io import read_json
-from glov.vlm import load_vlm, resolve_vlm
+from glov.vlm import load_vlm
+from glov.registry import resolve_vlm
 
 
 def test_contrastive_loss_on_a_hand_made_case():

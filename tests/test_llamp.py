@@ -10,8 +10,10 @@ from glov.config import LLaMPConfig
 
 from glov.llamp import (LastLayer, LLaMP, class_texts, class_weights, encode_prompted, knowledge_cache,
                         knowledge_query, text_layers, train, trainable)
-from glov.llm import HFLLM, LLMSpec
-from glov.vlm import VLMSpec, load_vlm
+from glov.llm import HFLLM
+from glov.registry import LLMSpec
+from glov.vlm import load_vlm
+from glov.registry import VLMSpec
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,9 @@
 import pytest
 import torch
 
-from glov.llm import HFLLM, LLMError, LLMSpec, Sampling, Steer, resolve_llm
+from glov.llm import HFLLM, Sampling, Steer
+
+from glov.registry import LLMError, LLMSpec, resolve_llm
 
 pytestmark = pytest.mark.slow
 MSGS = [{"role": "user", "content": 'Give one template like "a photo of a <category>." Output only the template.'}]

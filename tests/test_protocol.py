@@ -162,7 +162,8 @@ def test_the_official_chat_header_and_token_budget_reach_the_requests():
 
 def test_an_llm_request_without_the_header_and_stopping_at_the_tokenizer_eos(tiny_llm_dir, monkeypatch):
     import glov.generation
-    from glov.llm import HFLLM, LLMSpec, Request, Sampling
+    from glov.llm import HFLLM, Request, Sampling
+    from glov.registry import LLMSpec
 
     llm = HFLLM.load(LLMSpec(str(tiny_llm_dir)))
     llm.tokenizer.eos_token = llm.tokenizer.sep_token  # MiniLM's tokenizer names none; a chat LLM's does
@@ -181,7 +182,9 @@ def test_the_official_steering_vector_on_a_hand_built_case(tiny_llm_dir):
     every position averaged (BOS and padding included), float16; clean: {} forms, BOS left out, float32."""
     import torch
 
-    from glov.llm import HFLLM, LLMSpec
+    from glov.llm import HFLLM
+
+    from glov.registry import LLMSpec
 
     llm = HFLLM.load(LLMSpec(str(tiny_llm_dir)))
     llm.tokenizer.eos_token = llm.tokenizer.sep_token  # the end-of-turn string a chat tokenizer names

@@ -3,7 +3,8 @@ import torch
 import torch.nn.functional as F
 
 from conftest import write_imagefolder
-from glov.vlm import VLMError, cut_trailing_padding, embed_image_files, load_vlm, resolve_vlm, text_classifier
+from glov.vlm import cut_trailing_padding, embed_image_files, load_vlm, text_classifier
+from glov.registry import VLMError, resolve_vlm
 from glov.data import DataError
 
 

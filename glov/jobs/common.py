@@ -9,20 +9,19 @@ import sys
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
-import torch
-
+# No torch at import: the Snakefile imports this module to plan (jobs import torch where they use it).
 from glov import config as C
 from glov.data import DataError, get_dataset_spec
 from glov.data.splits import SplitError
-from glov.embeddings import CacheError
-from glov.llm import HFLLM, LLMS, LLMError, LLMSpec, Sampling, resolve_llm
+from glov.registry import ANSWER, LLMS, LLMError, LLMSpec, VLMError, resolve_llm, resolve_vlm
 from glov.released import ReleasedError
 from glov.resume import Terminated, sigterm_raises
-from glov.steering import SteeringError, resolve_layer
 from glov.tracking import job_run
-from glov.vlm import ANSWER, VLMError, resolve_vlm
+
+if TYPE_CHECKING:
+    from glov.llm import HFLLM, Sampling
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +30,13 @@ MODELS_DIR = Path("resources/models")
 
 ANSWER_METHODS = ("s_temp", "random_search", "glov_wo_guidance", "glov", "glov_wo_guidance_released", "glov_released")  # the others score text embeddings a LLaVA has not got
 
-USER_ERRORS = (C.ConfigError, DataError, SplitError, CacheError, VLMError, LLMError, SteeringError, ReleasedError)
+
+def user_errors() -> tuple[type[Exception], ...]:
+    """The errors a user can fix (their message names the fix): a job ends with it, no traceback."""
+    from glov.embeddings import CacheError
+    from glov.steering import SteeringError
+
+    return (C.ConfigError, DataError, SplitError, CacheError, VLMError, LLMError, SteeringError, ReleasedError)
 
 @contextmanager
 def job(smk: Any) -> Iterator[C.Params]:
@@ -45,11 +50,13 @@ def job(smk: Any) -> Iterator[C.Params]:
     log_file = open(smk.log[0], "w", buffering=1) if smk.log else terminal
     sys.stderr = log_file
     logging.basicConfig(stream=log_file, level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", force=True)
+    import torch
+
     torch.set_num_threads(max(1, int(getattr(smk, "threads", 1))))
     try:
         with sigterm_raises():
             yield job_params(smk)
-    except USER_ERRORS as exc:
+    except user_errors() as exc:
         for stream in {log_file, terminal}:
             print(f"error: {exc}", file=stream)
         raise SystemExit(1) from None
@@ -92,6 +99,8 @@ def check(params: C.Params) -> None:
         )
     depth = None if params.llm.path else LLMS[params.llm.name].n_layers
     if depth is not None and params.steering.layer is not None:
+        from glov.steering import SteeringError, resolve_layer
+
         try:
             resolve_layer(params.steering.layer, params.steering.layer_fraction, depth)
         except SteeringError:
@@ -162,10 +171,14 @@ def llm_spec(params: C.Params) -> LLMSpec:
     return LLMSpec(str(cached), None, spec.wheel, spec.n_layers) if spec.gguf_file and cached.is_dir() else spec
 
 def load_llm(params: C.Params) -> HFLLM:
+    from glov.llm import HFLLM
+
     return HFLLM.load(llm_spec(params), params.llm.device, params.llm.dtype, params.llm.max_batch_rows)
 
 def llm_sampling(params: C.Params, max_new_tokens: int | None = None) -> Sampling:
     """The optimizer's sampling settings, which every LLM-based method shares; only the answer
     length may differ (class descriptions are longer than templates)."""
+    from glov.llm import Sampling
+
     o = params.optimizer
     return Sampling(o.temperature, o.top_p, o.top_k, o.max_new_tokens if max_new_tokens is None else max_new_tokens)

@@ -14,7 +14,8 @@ from glov.protocol import LLAVA_NEW_TOKENS, is_official
 from glov.embeddings import CacheError, ImageEmbeddings, load_embeddings, save_embeddings
 from glov.io import read_json
 from glov.jobs.common import track, vlm_spec
-from glov.vlm import ANSWER, VLM, embed_image_files, load_vlm, open_image, text_classifier
+from glov.vlm import VLM, embed_image_files, load_vlm, open_image, text_classifier
+from glov.registry import ANSWER
 from glov.scoring import accuracy, correct_string
 
 log = logging.getLogger(__name__)

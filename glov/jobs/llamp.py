@@ -15,7 +15,8 @@ from glov.jobs.common import load_llm, track, vlm_spec
 from glov.jobs.embed import load_split
 from glov.llamp import (LastLayer, LLaMP, class_texts, class_weights, knowledge_cache, knowledge_query, text_layers,
                         train, trainable)
-from glov.vlm import VLMError, load_vlm
+from glov.vlm import load_vlm
+from glov.registry import VLMError
 
 
 def save(obj: dict, out: str | Path) -> None:

@@ -8,7 +8,8 @@ from pathlib import Path
 from glov import config as C
 from glov.io import read_json
 from glov.jobs.common import track, vlm_spec
-from glov.llm import cache_dequantised, resolve_llm
+from glov.llm import cache_dequantised
+from glov.registry import resolve_llm
 
 
 def train_lab_vlm(params: C.Params, out_dir: str | Path) -> None:

@@ -9,7 +9,7 @@ from glov import config as C
 from glov.data import get_dataset_spec
 from glov.io import read_json, write_text
 from glov.jobs.common import manifest_path, track, vlm_spec
-from glov.vlm import ANSWER
+from glov.registry import ANSWER
 
 
 def lab_tasks(params: C.Params) -> list[str]:
