@@ -10,8 +10,7 @@ from glov import config as C
 
 def _ls(_: argparse.Namespace) -> int:
     from glov.data import list_datasets
-    from glov.registry import list_llms
-    from glov.registry import list_vlms
+    from glov.registry import list_llms, list_vlms
 
     for title, names in (("datasets", list_datasets()), ("vlms", list_vlms()), ("llms", list_llms())):
         print(f"{title}: {', '.join(names)}")

@@ -30,10 +30,9 @@ from torch import nn
 
 from glov.config import LLaMPConfig
 from glov.llm import row_seed
-from glov.registry import LLMError
+from glov.registry import LLMError, VLMError
 from glov.steering import decoder_layers
 from glov.vlm import VLM, cut_trailing_padding
-from glov.registry import VLMError
 
 SLOT = "X"  # the word whose tokens the prompt tokens replace (one token in BERT and CLIP vocabularies)
 _LEAD = re.compile(r"^(?:has|have|with|is|are|it has|they have)\s+", re.IGNORECASE)

@@ -2,8 +2,7 @@
 
 No torch here (nor in what it imports): the Snakefile plans the DAG and ``glov validate`` checks
 params with these registries, and importing torch would cost every ``snakemake`` call (a dry run
-included) several seconds. Loading lives in :mod:`glov.vlm` and :mod:`glov.llm`, which re-export
-these names.
+included) several seconds. Loading lives in :mod:`glov.vlm` and :mod:`glov.llm`.
 """
 
 from __future__ import annotations

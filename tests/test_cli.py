@@ -19,7 +19,7 @@ def test_run_without_snakemake_writes_tables(tmp_path, smollm2_dir):
     import os
     import shutil
 
-    # the dequantised LLM where rule cache_llm would have put it (reading the GGUF is tested in test_llm)
+    # the dequantised LLM where rule cache_llm would have put it (the fixture reads the GGUF, as that rule does)
     shutil.copytree(smollm2_dir, tmp_path / "resources/models/llm/smollm2-135m-instruct", copy_function=os.link)
     params = {
         "data": {"datasets": ["animal_mnist"], "val_per_class": 1, "test_per_class": 2},

@@ -4,7 +4,6 @@ import pytest
 import torch
 
 from glov.llm import HFLLM, Sampling, Steer
-
 from glov.registry import LLMError, LLMSpec, resolve_llm
 
 pytestmark = pytest.mark.slow

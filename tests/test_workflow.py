@@ -36,6 +36,21 @@ def tracked_copy(dest: Path) -> Path:
     return dest
 
 
+def reference_copy(workdir: Path, dest: Path, without: list[str]) -> Path:
+    """A copy of the project holding the reference run's models and results (hard links are safe:
+    every write replaces a file, never edits it), less the result folders/files ``without``."""
+    copy = tracked_copy(dest)
+    shutil.rmtree(copy / "results")
+    for folder in ("resources", "results"):
+        shutil.copytree(workdir / folder, copy / folder, copy_function=os.link)
+    for gone in (copy / "results" / name for name in without):
+        if gone.is_dir():
+            shutil.rmtree(gone)
+        else:
+            gone.unlink()
+    return copy
+
+
 def snakemake(cwd: Path, *args: str, env=None, extra_config: Path | None = None) -> subprocess.CompletedProcess:
     configs = [*TINY, *([str(extra_config)] if extra_config else [])]
     cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", *configs, *args]
@@ -269,13 +284,9 @@ def job_logs(cwd: Path) -> str:
 
 @pytest.mark.slow
 def test_killed_mid_job_with_sigterm_then_sigkill_resumes_to_identical_results(workdir, offline_env, reference_run, tmp_path_factory):
-    killed = tracked_copy(tmp_path_factory.mktemp("killed"))
-    shutil.rmtree(killed / "results")
-    for folder in ("resources", "results"):  # models, data, embeddings and baselines: not what is tested (hard links
-        shutil.copytree(workdir / folder, killed / folder, copy_function=os.link)  # are safe: writes replace files)
-    for folder in ("runs", "oracle", "tables", "curves", "plots"):  # the GLOV chains and what reads them
-        shutil.rmtree(killed / "results" / folder)
-    (killed / "results/metrics.json").unlink()
+    # models, data, embeddings, descriptions and baselines are not what is tested: only the GLOV chains
+    # (and what reads them) are computed, killed and resumed
+    killed = reference_copy(workdir, tmp_path_factory.mktemp("killed"), ["runs", "oracle", "tables", "curves", "plots", "metrics.json"])
 
     kill_mid_job(killed, offline_env, signal.SIGTERM)
     assert "interrupted: terminated by signal 15; finished steps are kept" in job_logs(killed)
@@ -309,12 +320,7 @@ def test_jobs_are_self_contained_under_a_cluster_executor(workdir, offline_env, 
     """Every job of one dataset (embeddings, descriptions, baselines, the GLOV job, scores) and the
     aggregation again, each submitted as its own detached process by the cluster-generic executor
     (profiles/local-cluster): the same bytes as the local run."""
-    cluster = tracked_copy(tmp_path_factory.mktemp("cluster"))
-    shutil.rmtree(cluster / "results")
-    for folder in ("resources", "results"):  # hard links are safe: every write replaces a file, never edits it
-        shutil.copytree(workdir / folder, cluster / folder, copy_function=os.link)
-    for folder in ("runs/toy", "descriptions/toy", "baselines/toy", "embeddings/toy", "tables"):
-        shutil.rmtree(cluster / "results" / folder)
+    cluster = reference_copy(workdir, tmp_path_factory.mktemp("cluster"), ["runs/toy", "descriptions/toy", "baselines/toy", "embeddings/toy", "tables"])
     r = snakemake(cluster, "--profile", "profiles/local-cluster", env=offline_env)
     assert r.returncode == 0, r.stderr[-4000:]
     assert "Using profiles profiles/local-cluster" in r.stderr + r.stdout
