@@ -103,6 +103,7 @@ class TrainingSet:
     captions: list[str]  # unique caption texts
     caption_ids: list[list[int]]  # per image, the indices of its captions
     sources: list[str]  # per image
+    classes: list[str]  # per image, "source/label" ("" when in no class): captions of one class are not negatives
 
 
 def collect_training_set(preprocess: Callable, cfg: VLMTrainConfig, progress: bool = True) -> TrainingSet:
@@ -119,7 +120,8 @@ def collect_training_set(preprocess: Callable, cfg: VLMTrainConfig, progress: bo
     for source, im in tqdm(images, desc="load training images", unit="img", disable=not progress or None):
         caption_ids.append([index.setdefault(c, len(index)) for c in im.captions])
         pixels.append(preprocess(im.load()))
-    return TrainingSet(torch.stack(pixels), list(index), caption_ids, [s for s, _ in images])
+    classes = [f"{s}/{im.label}" if im.label else "" for s, im in images]
+    return TrainingSet(torch.stack(pixels), list(index), caption_ids, [s for s, _ in images], classes)
 
 
 @torch.inference_mode()
@@ -137,11 +139,25 @@ def text_features_before_projection(model: torch.nn.Module, tokenizer: Callable,
     return torch.cat(captured)
 
 
-def contrastive_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, targets: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
+def contrastive_loss(
+    image_emb: torch.Tensor, text_emb: torch.Tensor, targets: torch.Tensor, logit_scale: torch.Tensor, same_class: torch.Tensor | None = None
+) -> torch.Tensor:
     """Image-to-text cross-entropy over the batch's *distinct* captions, so two images that share a
-    caption (every "sneaker") are not pushed apart as false negatives, as CLIP's diagonal loss would."""
+    caption are not pushed apart as false negatives, as CLIP's diagonal loss would. ``same_class``
+    [images, captions] marks the other captions of an image's own class ("a silhouette of a bear"
+    beside "animal-mnist silhouette: bear"): they are left out of its softmax, not made negatives."""
     logits = logit_scale.exp().clamp(max=100) * F.normalize(image_emb, dim=-1) @ F.normalize(text_emb, dim=-1).T
+    if same_class is not None:
+        logits = logits.masked_fill(same_class & (torch.arange(logits.shape[1]) != targets[:, None]), float("-inf"))
     return F.cross_entropy(logits, targets)
+
+
+def same_class_mask(classes: list[str], targets: torch.Tensor, n_captions: int) -> torch.Tensor:
+    """[images, captions]: True where the caption was drawn for an image of the image's class."""
+    class_ids = {c: i for i, c in enumerate(sorted(set(classes)))}
+    image_class = torch.tensor([class_ids[c] if c else -1 for c in classes])
+    caption_class = torch.full((n_captions,), -2).scatter_reduce(0, targets, image_class, "amax", include_self=False)  # deterministic
+    return (image_class[:, None] == caption_class[None, :]) & (image_class[:, None] >= 0)
 
 
 def train_image_tower(
@@ -171,7 +187,8 @@ def train_image_tower(
             idx = order[i : i + cfg.batch_size]
             chosen = [data.caption_ids[j][int(picks[j]) % len(data.caption_ids[j])] for j in idx.tolist()]
             distinct, targets = torch.unique(torch.tensor(chosen), return_inverse=True)
-            loss = contrastive_loss(model.encode_image(data.pixels[idx]), model.text.proj(text_pooled[distinct]), targets, model.logit_scale)
+            same = same_class_mask([data.classes[j] for j in idx.tolist()], targets, len(distinct))
+            loss = contrastive_loss(model.encode_image(data.pixels[idx]), model.text.proj(text_pooled[distinct]), targets, model.logit_scale, same)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

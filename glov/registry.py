@@ -51,6 +51,14 @@ register_vlm(
     ),
 )
 register_vlm(
+    "lab-minilm-full",
+    VLMSpec(
+        LOCAL_DIR + "{models_dir}/lab-minilm-full",
+        builder="trained_minilm",
+        label="lab: as lab-minilm, in its own folder for config/lab.yaml's training sources (glyphs too)",
+    ),
+)
+register_vlm(
     "llava-ov-7b",
     VLMSpec("llava-hf/llava-onevision-qwen2-7b-ov-hf", family=ANSWER, label="LLaVA-OneVision 7B (answers mapped to classes)"),
 )

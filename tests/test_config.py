@@ -101,7 +101,9 @@ def test_the_lab_config_follows_the_frozen_design():
 
     lab = C.from_dict(yaml.safe_load((Path(__file__).parents[1] / "config/lab.yaml").read_text()))
     sizes = {d: C.split_sizes(lab.data, d) for d in lab.data.datasets}
-    assert sizes == {"animal_mnist": C.SplitSizes(10, 20, 100), "fashion_mnist": C.SplitSizes(10, 20, 100), "clipart": C.SplitSizes(5, 5, 24)}
+    assert sizes == {"animal_mnist": C.SplitSizes(10, 20, 100), "fashion_mnist": C.SplitSizes(10, 20, 100), "clipart": C.SplitSizes(5, 5, 24),
+                     "glyphs": C.SplitSizes(2, 4, 16)}
+    assert lab.vlm.name == "lab-minilm-full" and set(lab.vlm.train.sources) == set(lab.data.datasets)  # its own VLM, trained on all four
     assert list(lab.seeds) == [0, 1, 2, 3, 4]
     assert (lab.optimizer.steps, lab.optimizer.candidates, list(lab.steering.alphas)) == (10, 10, [0.0, 1.0])
     assert set(lab.methods) == {"s_temp", "random_search", "glov_wo_guidance", "glov", "llm_opt"}

