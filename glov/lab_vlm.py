@@ -5,7 +5,8 @@ open_clip's Hugging Face text tower; the image tower is a small ViT.
 
 - ``trained_minilm`` (the offline default, rule ``train_lab_vlm``) trains the image tower and both
   projections contrastively against the *locked* text transformer (LiT-style) on the training
-  side of :mod:`glov.data.sources`: real images with their names and category words as captions.
+  side of :mod:`glov.data.sources`: real images, each with three captions that put its name among
+  context words (:mod:`glov.data.captions`).
   The lab tasks come from the held-out side, so their accuracies are zero-shot on unseen images.
 - ``untrained_minilm`` leaves the image tower at its seeded random initialisation: chance level
   by construction, useful to exercise the pipeline fast.

@@ -161,6 +161,7 @@ def write_paper_table(rows: list[dict], vlm_label: str, out: str | Path, publish
 
 
 WORDING_MATTERS = 5.0  # points of 1-shot accuracy between the best and worst LLM template
+RESOLUTION_TARGET = 1.5  # points: the largest interval half-width docs/LAB.md accepts for a difference of two methods
 
 
 def template_spread(step_records: Iterable[Mapping], n: int = 20) -> dict | None:
@@ -260,6 +261,19 @@ def lab_table(rows: list[dict], chance: Mapping[str, float], spreads: Mapping[st
             headroom = f"{c.oracle - glov['mean']:+.1f}" if c.oracle is not None and glov else "-"
             cells = [_interval(*c.intervals[pair]) if pair in c.intervals else "-" for pair in LAB_PAIRS]
             lines.append(f"| {task} | {'-' if c.oracle is None else f'{c.oracle:.1f}'} | {c.n_templates} | {headroom} | " + " | ".join(cells) + " |")
+    widths = {task: {pair: (iv[2] - iv[1]) / 2 for pair, iv in c.intervals.items()} for task, c in controls.items() if c.intervals}
+    if widths:
+        lines += ["", "## Resolution", "",
+                  f"Half-width of each paired interval above, in points (docs/LAB.md: the design is good when it is at most "
+                  f"{RESOLUTION_TARGET} at 5 seeds).", "",
+                  "| task | " + " | ".join(f"{_short(a)} − {_short(b)}" for a, b in LAB_PAIRS) + f" | largest | ≤ {RESOLUTION_TARGET} |",
+                  "|---|" + "---|" * (len(LAB_PAIRS) + 2)]
+        for task in chance:
+            if task in widths:
+                w = widths[task]
+                largest = max(w.values())
+                lines.append(f"| {task} | " + " | ".join(f"{w[pair]:.2f}" if pair in w else "-" for pair in LAB_PAIRS)
+                             + f" | {largest:.2f} | {'yes' if largest <= RESOLUTION_TARGET else 'no'} |")
     worded = {task: c.wordings for task, c in controls.items() if c.wordings}
     if worded:
         wordings = list(dict.fromkeys(w for ws in worded.values() for w in ws))

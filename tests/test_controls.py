@@ -81,6 +81,9 @@ def test_lab_table_reports_oracle_headroom_and_counts_only_intervals_that_exclud
     assert "GLOV beats S-TEMP (+10.0 [+6.0, +14.0] *)." in md
     assert "GLOV w/o guidance beats S-TEMP (+5.0 points, no interval)." in md
     assert "## Diagnostic wordings" not in md  # none recorded: no table
+    assert "| a | 4.00 | - | 6.00 | - | 6.00 | no |" in md  # half-widths against the 1.5-point design target
+    narrow = lab_table(rows, {"a": 10.0}, {}, "# H", {"a": Controls(75.0, 31, {("glov", "s_temp"): (1.0, -0.2, 2.2)})})
+    assert "| a | 1.20 | - | - | - | 1.20 | yes |" in narrow
     worded = lab_table(rows, {"a": 10.0}, {}, "# H", {"a": Controls(75.0, 31, {}, {"{}": 42.0, "a drawing of a {}.": 50.5})})
     assert "| task | `{}` | `a drawing of a {}.` | spread (max − min) |" in worded and "| a | 42.0 | 50.5 | 8.5 |" in worded
     same = lab_table(rows, {"a": 10.0}, {}, "# H", {"a": Controls(None, 0, {("glov", "s_temp"): (0.0, 0.0, 0.0)})})

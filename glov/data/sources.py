@@ -35,6 +35,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -334,8 +335,10 @@ def _flatten_on_white(path: Path) -> Image.Image:
 
 def _pixel_count(path: Path) -> int:
     try:
-        with Image.open(path) as im:  # reads the header only
-            return im.width * im.height
+        with warnings.catch_warnings():  # PIL warns about the posters we are about to skip
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:  # reads the header only
+                return im.width * im.height
     except Image.DecompressionBombError:
         return MAX_PIXELS + 1
 
