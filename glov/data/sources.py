@@ -51,6 +51,7 @@ from glov.io import atomic_path, file_digest
 
 SOURCES_DIR = Path("resources/sources")
 HELD_OUT_FRACTION = {"animal_mnist": 0.3, "fashion_mnist": 0.3, "clipart": 0.5, "glyphs": 0.5}  # by content hash; tasks draw only here
+SOURCES_VERSION = 2  # bump when a source's images, captions or split change: rules that read sources rerun (a params change)
 TASK_PER_CLASS = 150  # images exported per class into a lab task (fixed: splits depend on it); docs/LAB.md needs 130
 
 

@@ -4,6 +4,7 @@ from glov.baselines import DESCRIPTION_STYLE, DETERMINISTIC, LLM_METHODS, method
 from glov.config import BASELINE_METHODS, alpha_tag, build, canonical, glov_alphas, split_sizes, step_blocks, validate
 from glov.data import get_dataset_spec
 from glov.data.integrity import listing_digest
+from glov.data.sources import SOURCES_VERSION
 from glov.jobs.common import answering, check, llm_spec, vlm_spec
 from glov.jobs.tables import lab_tasks
 from glov.ablation import REFERENCE, own_data, shares_chains, variant_protocol, with_variant

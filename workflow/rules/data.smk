@@ -11,6 +11,7 @@ rule export_bundled_dataset:
         subdir="|".join(spec.subdir for spec in BUNDLED.values()) or "^$",
     params:
         dataset=lambda w: next(n for n, s in BUNDLED.items() if s.subdir == w.subdir),
+        sources=SOURCES_VERSION,  # a source whose images or split changed is exported again
     priority: 60  # the critical path: data -> embed -> GLOV steps -> score (the LLM baselines can wait)
     script:
         "../scripts/export_bundled_dataset.py"

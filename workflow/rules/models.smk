@@ -9,6 +9,7 @@ rule train_lab_vlm:
         "../envs/glov.yaml"
     params:
         vlm=only("vlm", "name", "arch", "pretrained", "train"),
+        sources=SOURCES_VERSION,  # new captions or splits retrain the lab VLM (Snakemake reruns on a params change)
     threads: workflow.cores
     resources:
         mem_mb=6000,
