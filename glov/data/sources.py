@@ -13,9 +13,9 @@ Every image gets three captions with context words (:mod:`glov.data.captions`): 
 phrasing with the source's medium, name and category, as images are described in the wild.
 
 Which side an image falls on depends only on a hash of its content (:func:`held_out`; for glyphs,
-of its typeface design), never on params: the lab tasks are exported from the held-out side and the lab VLM is trained on the other,
-so no evaluation image can reach training whatever the configuration (and identical copies of
-one picture always fall on the same side). Debian sources are fetched by ``glov fetch-data``
+of its typeface design), never on params: the lab tasks are exported from the held-out side and
+the lab VLM is trained on the other, so no evaluation image can reach training whatever the
+configuration (and identical copies of one picture always fall on the same side). Debian sources are fetched by ``glov fetch-data``
 (``apt-get download``, no root, unpacked here in Python) into ``resources/sources``; a system-wide
 ``apt-get install`` of the same package works too. Without apt (another OS, a proxy),
 ``glov fetch-data --from PATH`` takes an already downloaded ``.deb``, a folder holding one, or a
@@ -98,19 +98,97 @@ DEBIAN = {p.name: p for p in (  # every pinned package, by name
         "usr/share/openclipart/png",
         "21f2947286b500151f6a9245482d1ced566a3ed64883e26dd961baa4d4806c49",
     ),
-    DebianPackage("fonts-cmu", "0.7.0-5", "1bb92b7040b2737740cb77d0a89a830bf3824a2d20b20f039856b20f8349804d", "usr/share/fonts/truetype/cmu", "8170a8abe80fc2e38cccb46dc6d1901237b2b7175cf200ffd72fec7ffe22df08"),
-    DebianPackage("fonts-croscore", "20201225-1", "64904820b729ff40038f85683004e3b94b328d969bc0fbba263c58d635452923", "usr/share/fonts/truetype/croscore", "dd497fe1c2654e604244c2c4d8bc335e13a273156435ca5e01f94d30012f71f6"),
-    DebianPackage("fonts-crosextra-caladea", "20200211-1", "dd51af7629df5a2f3799f889cdf63d5abdda32e94e5de59398f728d98604a240", "usr/share/fonts/truetype/crosextra", "a3ab0c0856038b2aff654c90e4cfda845a5addfa4e7d218b08ad39068542e36c"),
-    DebianPackage("fonts-crosextra-carlito", "20220224-1", "673689e3a887cd150ca5018c26e1a4162709add3a1bdc0a2527af6fd073980d7", "usr/share/fonts/truetype/crosextra", "ce6784f95d982e4de981e18bea936a96d0762061d6ee425eb9d6eadc4e3462cf"),
-    DebianPackage("fonts-dejavu-core", "2.37-6", "8892669e51aab4dc56682c8e39d8ddb7d70fad83c369344e1e240bf3ca22bb76", "usr/share/fonts/truetype/dejavu", "c18f3f5ae2998f4d8a00b07deea35c9a883c7171b7faa03b9100dcc93b0ca4d8"),
-    DebianPackage("fonts-dejavu-extra", "2.37-6", "6cb7ed32de6df209c065e9e5cc5154a2f36d4c334d9a0af534fabb67d38ab75b", "usr/share/fonts/truetype/dejavu", "d32abde4a0081c4d30af3db696392ec1850121a6649a6b099d9785114c471a58"),
-    DebianPackage("fonts-freefont-ttf", "20120503-10", "4ca1c21ebc479198a3a5879d236c8317d6f7b2f1c403f7890e24c02eead05615", "usr/share/fonts/truetype/freefont", "e914121a6fe87aa347379d9b1298b78e18b77e5002157a91d5e7fa1ad1fbfa09"),
-    DebianPackage("fonts-liberation2", "2.1.5-1", "35ffaa54f117e633e89a5da89af235a073b34dbe582726fbf6989568f7fd9bda", "usr/share/fonts/truetype/liberation2", "8f4778148dbb0306d0497f3ac15b8870b58e00bd92777680333a87de9db4837e"),
-    DebianPackage("fonts-linuxlibertine", "5.3.0-6", "5c77471e910189b3e4e2eda2b1c5f549ddcaf4de8f9640b97773643970d29087", "usr/share/fonts/opentype/linux-libertine", "d2dfe7791717be497e23de3a7be0a66e58c01266003d45ce8b963f79eefec21d"),
-    DebianPackage("fonts-lmodern", "2.005-1", "027cd4ddc91b9254bd7fd9b9ce55d58c095319f691d4d7cbd09d2e4a99c58398", "usr/share/texmf/fonts/opentype/public/lm", "f4d3ea7cfeda0f89ad92345cfb1d4b7ced66ccce119b5401a80c0758b114e670"),
-    DebianPackage("fonts-noto-core", "20201225-1", "58f4f0bb6720f919f92096b3508e1412a0f1544424ade6c5b5bf1eb694dd64ba", "usr/share/fonts/truetype/noto", "41c1207b966093119df7775495781ea187396ec0c9e987bef248fd029d968568"),
-    DebianPackage("fonts-texgyre", "20180621-6", "e7230e2dee0030c440ee841de04ef9254aa1fec73ccba93a3e1f637fa868a99a", "usr/share/texmf/fonts/opentype/public/tex-gyre", "ddd705309869dd2a05bb21178539032ba9d6b012522ebe4b1073e455f1def9a1"),
-    DebianPackage("fonts-urw-base35", "20200910-7", "93e4997c99c4c31ea88c5d37e2259af0a0c826b9358931d5a69f794f7f0c73ac", "usr/share/fonts/opentype/urw-base35", "5560a3a9f6f8b326d518e384b610b03cbb58d5ba033cbb86fd4e72d2c9827563"),
+    DebianPackage(
+        "fonts-cmu",
+        "0.7.0-5",
+        "1bb92b7040b2737740cb77d0a89a830bf3824a2d20b20f039856b20f8349804d",
+        "usr/share/fonts/truetype/cmu",
+        "8170a8abe80fc2e38cccb46dc6d1901237b2b7175cf200ffd72fec7ffe22df08",
+    ),
+    DebianPackage(
+        "fonts-croscore",
+        "20201225-1",
+        "64904820b729ff40038f85683004e3b94b328d969bc0fbba263c58d635452923",
+        "usr/share/fonts/truetype/croscore",
+        "dd497fe1c2654e604244c2c4d8bc335e13a273156435ca5e01f94d30012f71f6",
+    ),
+    DebianPackage(
+        "fonts-crosextra-caladea",
+        "20200211-1",
+        "dd51af7629df5a2f3799f889cdf63d5abdda32e94e5de59398f728d98604a240",
+        "usr/share/fonts/truetype/crosextra",
+        "a3ab0c0856038b2aff654c90e4cfda845a5addfa4e7d218b08ad39068542e36c",
+    ),
+    DebianPackage(
+        "fonts-crosextra-carlito",
+        "20220224-1",
+        "673689e3a887cd150ca5018c26e1a4162709add3a1bdc0a2527af6fd073980d7",
+        "usr/share/fonts/truetype/crosextra",
+        "ce6784f95d982e4de981e18bea936a96d0762061d6ee425eb9d6eadc4e3462cf",
+    ),
+    DebianPackage(
+        "fonts-dejavu-core",
+        "2.37-6",
+        "8892669e51aab4dc56682c8e39d8ddb7d70fad83c369344e1e240bf3ca22bb76",
+        "usr/share/fonts/truetype/dejavu",
+        "c18f3f5ae2998f4d8a00b07deea35c9a883c7171b7faa03b9100dcc93b0ca4d8",
+    ),
+    DebianPackage(
+        "fonts-dejavu-extra",
+        "2.37-6",
+        "6cb7ed32de6df209c065e9e5cc5154a2f36d4c334d9a0af534fabb67d38ab75b",
+        "usr/share/fonts/truetype/dejavu",
+        "d32abde4a0081c4d30af3db696392ec1850121a6649a6b099d9785114c471a58",
+    ),
+    DebianPackage(
+        "fonts-freefont-ttf",
+        "20120503-10",
+        "4ca1c21ebc479198a3a5879d236c8317d6f7b2f1c403f7890e24c02eead05615",
+        "usr/share/fonts/truetype/freefont",
+        "e914121a6fe87aa347379d9b1298b78e18b77e5002157a91d5e7fa1ad1fbfa09",
+    ),
+    DebianPackage(
+        "fonts-liberation2",
+        "2.1.5-1",
+        "35ffaa54f117e633e89a5da89af235a073b34dbe582726fbf6989568f7fd9bda",
+        "usr/share/fonts/truetype/liberation2",
+        "8f4778148dbb0306d0497f3ac15b8870b58e00bd92777680333a87de9db4837e",
+    ),
+    DebianPackage(
+        "fonts-linuxlibertine",
+        "5.3.0-6",
+        "5c77471e910189b3e4e2eda2b1c5f549ddcaf4de8f9640b97773643970d29087",
+        "usr/share/fonts/opentype/linux-libertine",
+        "d2dfe7791717be497e23de3a7be0a66e58c01266003d45ce8b963f79eefec21d",
+    ),
+    DebianPackage(
+        "fonts-lmodern",
+        "2.005-1",
+        "027cd4ddc91b9254bd7fd9b9ce55d58c095319f691d4d7cbd09d2e4a99c58398",
+        "usr/share/texmf/fonts/opentype/public/lm",
+        "f4d3ea7cfeda0f89ad92345cfb1d4b7ced66ccce119b5401a80c0758b114e670",
+    ),
+    DebianPackage(
+        "fonts-noto-core",
+        "20201225-1",
+        "58f4f0bb6720f919f92096b3508e1412a0f1544424ade6c5b5bf1eb694dd64ba",
+        "usr/share/fonts/truetype/noto",
+        "41c1207b966093119df7775495781ea187396ec0c9e987bef248fd029d968568",
+    ),
+    DebianPackage(
+        "fonts-texgyre",
+        "20180621-6",
+        "e7230e2dee0030c440ee841de04ef9254aa1fec73ccba93a3e1f637fa868a99a",
+        "usr/share/texmf/fonts/opentype/public/tex-gyre",
+        "ddd705309869dd2a05bb21178539032ba9d6b012522ebe4b1073e455f1def9a1",
+    ),
+    DebianPackage(
+        "fonts-urw-base35",
+        "20200910-7",
+        "93e4997c99c4c31ea88c5d37e2259af0a0c826b9358931d5a69f794f7f0c73ac",
+        "usr/share/fonts/opentype/urw-base35",
+        "5560a3a9f6f8b326d518e384b610b03cbb58d5ba033cbb86fd4e72d2c9827563",
+    ),
 )}
 SOURCE_PACKAGES = {"fashion_mnist": ("dataset-fashion-mnist",), "clipart": ("openclipart-png",), "glyphs": G.FONT_PACKAGES}
 
