@@ -68,7 +68,7 @@ def test_coop_json_layout(tmp_path):
 
 def test_registry_lists_paper_datasets_and_names_unknown():
     assert {"imagenet", "eurosat", "dtd", "oxford_pets", "animal_mnist", "resisc45"} <= set(list_datasets())
-    assert len(list_datasets()) == 19
+    assert len(list_datasets()) == 20  # the paper's 16 and the four lab tasks
     with pytest.raises(DataError, match="known: "):
         get_dataset_spec("imagenet-typo")
 
