@@ -12,6 +12,15 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 
 
+def _sources_fetched() -> bool:
+    from glov.data.sources import DEBIAN
+
+    return all((REPO / "resources/sources" / p.name / p.data_dir).is_dir() for p in DEBIAN.values())
+
+
+needs_sources = pytest.mark.skipif(not _sources_fetched(), reason="needs the README install (glov fetch-data)")
+
+
 def random_llama(**config):
     """A random tiny Llama (seed 0), eval mode: vocabulary 64, width 16, 3 layers unless ``config`` says otherwise."""
     from transformers import LlamaConfig, LlamaForCausalLM

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import pytest
 
 from glov.baselines import ds_temp_templates
 from glov.data import glyphs as G
@@ -14,9 +13,8 @@ from glov.data import sources as S
 from glov.data.captions import PHRASINGS, Words, context_captions, template_clashes
 from glov.jobs.evaluate import DIAGNOSTIC_WORDINGS
 
-REPO = Path(__file__).resolve().parents[1]
-FETCHED = all((REPO / "resources/sources" / p.name / p.data_dir).is_dir() for p in S.DEBIAN.values())
-needs_sources = pytest.mark.skipif(not FETCHED, reason="needs the README install (glov fetch-data)")
+from conftest import needs_sources
+
 
 
 def test_glyph_classes_are_62_names_distinct_beyond_case():

@@ -13,7 +13,7 @@ from PIL import Image
 from glov.data import DataError
 from glov.data import sources as S
 
-from conftest import REPO
+from conftest import REPO, needs_sources
 
 
 def test_caption_words_keeps_names_drops_numbers_and_separators():
@@ -177,8 +177,7 @@ def test_our_deb_unpacking_equals_dpkg_deb(tmp_path):
     assert S.tree_digest(tmp_path / "ours" / package.data_dir) == S.tree_digest(tmp_path / "dpkg" / package.data_dir)
 
 
-@pytest.mark.skipif(not all((REPO / "resources/sources" / p.name / p.data_dir).is_dir() for p in S.DEBIAN.values()),
-                    reason="needs the README install (glov fetch-data)")
+@needs_sources
 def test_fetch_data_from_another_machines_sources_checks_the_pinned_trees(tmp_path, capsys):
     """The real packages, as `glov fetch-data --from` copies them from another machine's resources/sources."""
     from glov.cli import main

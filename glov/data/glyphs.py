@@ -131,8 +131,9 @@ def font_files(folders: Iterable[Path]) -> list[Path]:
     seen, out = set(), []
     for folder in folders:
         for path in sorted(folder.rglob("*")):
-            if path.suffix.lower() in (".ttf", ".otf") and path.resolve() not in seen:
-                seen.add(path.resolve())
+            real = path.resolve()
+            if path.suffix.lower() in (".ttf", ".otf") and real not in seen:
+                seen.add(real)
                 out.append(path)
     return out
 

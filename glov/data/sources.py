@@ -439,7 +439,8 @@ def clipart_images(root: Path) -> list[LabImage]:
         uid = hashlib.sha1(path.read_bytes()).hexdigest()
         labels, names, folders, first = by_uid.setdefault(uid, (set(), set(), set(), path))
         labels.add(CLIPART_CLASSES.get(parts[0], ""))
-        names.update(c for c in [caption_words(path.stem)] if c)
+        if name := caption_words(path.stem):
+            names.add(name)
         folders.update(c for c in map(caption_words, parts[:-1]) if c)
     out = []
     for uid, (labels, names, folders, path) in sorted(by_uid.items()):
@@ -461,13 +462,14 @@ def glyph_images(folders: Iterable[Path]) -> list[LabImage]:
     faces = G.select_faces(face for face in map(G.read_face, G.font_files(folders)) if face)
     out, seen = [], set()
     for face in faces:
+        source, group = (G.face_words(face),), G.design_key(face)
         for cls, pixels in zip(G.GLYPH_CLASSES, G.render(face)):
             uid = pixel_uid(pixels)
             if uid in seen:  # two faces that draw a character identically: one image
                 continue
             seen.add(uid)
-            captions = context_captions(uid, Words((cls,), sources=(G.face_words(face),), **GLYPH_WORDS))
-            out.append(LabImage(uid, cls, captions, lambda im=pixels: Image.fromarray(im, mode="L"), G.design_key(face)))
+            captions = context_captions(uid, Words((cls,), sources=source, **GLYPH_WORDS))
+            out.append(LabImage(uid, cls, captions, lambda im=pixels: Image.fromarray(im, mode="L"), group))
     return out
 
 
