@@ -23,10 +23,10 @@ rule describe_classes:
         "../scripts/describe_classes.py"
 
 
-# One job per (dataset, seed) scores every baseline that uses randomness, and one job per dataset
-# those that do not (first seed): the VLM and its text embeddings load once per job.
-for rule_name, methods, seed, suffix in baseline_groups():
-    run_part = ("s{seed}" if seed is None else f"s{seed}") + suffix
+# One job per (dataset, seed) scores every baseline (those without randomness in the first seed's
+# job only): the VLM, the LLM and the text-embedding cache load once per job, and the result store
+# recomputes only the methods whose params or inputs changed (eval.ensemble_size: random search).
+for rule_name, methods, seeds in baseline_groups():
 
     rule:
         name:
@@ -42,17 +42,19 @@ for rule_name, methods, seed, suffix in baseline_groups():
             released=[RELEASED_PATH] if set(methods) & set(RELEASED_METHODS) else [],
             llamp=llamp_trained if "llamp" in methods else [],
         output:
-            baseline_outputs(methods, seed),
+            baseline_outputs(methods),
+        wildcard_constraints:
+            seed="|".join(str(s) for s in seeds),
         log:
-            f"logs/baselines/{{dataset}}/{{vlm}}/{{llm}}/{run_part}.log",
+            "logs/baselines/{dataset}/{vlm}/{llm}/s{seed}.log",
         benchmark:
-            f"benchmarks/runs/baselines/{{dataset}}/{{vlm}}/{{llm}}/{run_part}.tsv"
+            "benchmarks/runs/baselines/{dataset}/{vlm}/{llm}/s{seed}.tsv"
         conda:
             "../envs/glov.yaml"
         params:
             methods=methods,
             styles=sorted({DESCRIPTION_STYLE[m] for m in methods if m in DESCRIPTION_STYLE}),
-            seed=(lambda w: int(w.seed)) if seed is None else seed,
+            seed=lambda w: int(w.seed),
             method=baselines_params(methods),
             protocol=only("protocol", *rule_switches("baselines")),
         threads: 1

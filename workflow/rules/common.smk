@@ -199,19 +199,19 @@ def get_oracles():
 
 
 def baseline_groups():
-    """(rule, methods, seed) of each baselines rule: the methods that use randomness run per seed
-    (seed None: the seed is a wildcard); S-TEMP and DS-TEMP run once, for the first seed."""
-    # random search picks its ensemble as GLOV's score job does: its own job, so that a change of
-    # eval.ensemble_size reruns it and leaves the other baselines' finished work alone
-    own_job = [m for m in BASELINES if m == "random_search"]
-    seeded = [m for m in BASELINES if (m not in DETERMINISTIC or SPLIT_PER_SEED) and m not in own_job]  # own splits per seed: all per seed
-    fixed = [m for m in BASELINES if m not in seeded and m not in own_job]
-    groups = (("baselines", seeded, None, ""), ("fixed_baselines", fixed, SEEDS[0], "-fixed"), ("random_search", own_job, None, "-random_search"))
-    return [g for g in groups if g[1]]
+    """(rule, methods, seeds) of each baselines rule: one job per (dataset, seed) scores every
+    baseline; S-TEMP and DS-TEMP, which use no randomness, run once, in the first seed's job, and
+    the later seeds' jobs score the rest (the {seed} wildcard is limited to each rule's ``seeds``)."""
+    seeded = [m for m in BASELINES if m not in DETERMINISTIC or SPLIT_PER_SEED]  # own splits per seed: all per seed
+    fixed = [m for m in BASELINES if m not in seeded]
+    if not fixed:
+        return [("baselines", seeded, SEEDS)] if seeded else []
+    later = [("baselines_later_seeds", seeded, SEEDS[1:])] if seeded and len(SEEDS) > 1 else []
+    return [("baselines", fixed + seeded, SEEDS[:1])] + later
 
 
-def baseline_outputs(methods, seed):
-    return [paths.BASELINE.replace("{method}", m).replace("{seed}", "{seed}" if seed is None else str(seed)) for m in methods]
+def baseline_outputs(methods):
+    return [paths.BASELINE.replace("{method}", m) for m in methods]
 
 
 def llamp_trained(w):

@@ -13,7 +13,10 @@ rule train_lab_vlm:
     threads: workflow.cores
     resources:
         mem_mb=6000,
-    priority: 100  # the critical path: train -> embed -> GLOV steps -> score (LLM-only jobs can wait)
+    # the critical path (train -> embed -> GLOV steps -> score) starts first. Snakemake's scheduler
+    # maximises the *sum* of the started jobs' priorities, so at 100 two data jobs (60 + 60) won the
+    # cores and training waited ~80 s; this outweighs any number of other jobs.
+    priority: 1_000_000
     script:
         "../scripts/train_lab_vlm.py"
 
