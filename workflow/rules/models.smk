@@ -34,5 +34,6 @@ rule cache_llm:
         llm=only("llm", "name", "path", "gguf_file"),
     resources:
         mem_mb=4000,
+    priority: 70  # every LLM job waits for it, and it is the longest of the jobs that open a run (GGUF parsing)
     script:
         "../scripts/cache_llm.py"
