@@ -333,10 +333,12 @@ def test_slurm_profile_sets_resources_of_real_rules():
     import yaml
 
     profile = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
-    listed = subprocess.run([sys.executable, "-m", "snakemake", "--list-rules"], cwd=REPO, capture_output=True, text=True, timeout=300)
-    rules = set(listed.stdout.split())  # the default run's rules, loop-generated ones included
+    rules = set()  # the rules of the default run and of the paper's with its run seeds sharing splits, loop-generated ones included
+    for configs in ([], ["--configfile", "config/paper.yaml", "config/paper_clean.yaml"]):
+        listed = subprocess.run([sys.executable, "-m", "snakemake", "--list-rules", *configs], cwd=REPO, capture_output=True, text=True, timeout=300)
+        rules |= set(listed.stdout.split())
     assert profile["executor"] == "slurm"
-    assert set(profile["set-resources"]) <= rules and {"glov_steps", "baselines"} <= set(profile["set-resources"])
+    assert set(profile["set-resources"]) <= rules and {"glov_steps", "baselines", "baselines_later_seeds"} <= set(profile["set-resources"])
 
 
 @pytest.mark.slow
