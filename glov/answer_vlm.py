@@ -62,13 +62,16 @@ def chat(prompt: str) -> list[dict]:
 class AnswerVLM:
     """A Hugging Face image-text-to-text model that answers one prompt for a batch of images."""
 
-    def __init__(self, model: torch.nn.Module, processor, device: str = "cpu", max_new_tokens: int = 16, suffix: str = ""):
+    def __init__(self, model: torch.nn.Module, processor, device: str = "cpu", max_new_tokens: int = 16, suffix: str = "",
+                 drop_quotes: bool = False):
         self.model, self.processor, self.device, self.max_new_tokens = model.eval(), processor, device, max_new_tokens
         self.suffix = suffix  # appended to every prompt (the official LLaVA question ends in "?")
+        self.drop_quotes = drop_quotes  # the official LLaVA path removes double quotes from a prompt before asking
         self.processor.tokenizer.padding_side = "left"  # generation continues every row at its end
 
     @classmethod
-    def load(cls, path: str, device: str = "cpu", dtype: str = "float32", max_new_tokens: int = 16, suffix: str = "") -> "AnswerVLM":
+    def load(cls, path: str, device: str = "cpu", dtype: str = "float32", max_new_tokens: int = 16, suffix: str = "",
+             drop_quotes: bool = False) -> "AnswerVLM":
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
         from glov.llm import _DTYPES
@@ -81,11 +84,12 @@ class AnswerVLM:
                 f"cannot load the image-text-to-text model {path!r}: {exc}. A hub id needs the internet (and access) once; "
                 "offline, set vlm.path to a local folder holding the model and its processor."
             ) from None
-        return cls(model.to(device), processor, device, max_new_tokens, suffix)
+        return cls(model.to(device), processor, device, max_new_tokens, suffix, drop_quotes)
 
     @torch.inference_mode()
     def answer(self, images: Sequence[Image.Image], prompt: str, batch_size: int = 8) -> list[str]:
-        text = self.processor.apply_chat_template(chat(prompt + self.suffix), add_generation_prompt=True)
+        question = (prompt.replace('"', "") if self.drop_quotes else prompt) + self.suffix
+        text = self.processor.apply_chat_template(chat(question), add_generation_prompt=True)
         answers: list[str] = []
         for i in tqdm(range(0, len(images), batch_size), desc="answers", unit="batch", disable=None):
             chunk = list(images[i : i + batch_size])

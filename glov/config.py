@@ -137,6 +137,9 @@ class ProtocolConfig:
     imagenet_v2_prompts: str = "clean"
     split_seed: str = "clean"
     llava_prompt: str = "clean"
+    class_names: str = "clean"
+    ranking: str = "clean"
+    precision: str = "clean"
 
 
 @dataclass(frozen=True)

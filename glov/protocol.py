@@ -29,37 +29,41 @@ class Switch:
 
 SWITCHES: dict[str, Switch] = {
     "meta_prompt": Switch(
-        (1, 2, 3), ("glov_steps",),
+        (1, 2, 3, 24), ("glov_steps",),
         "our system message (one short template) and one user message: dataset slug, one-line description, the "
         "examples worst to best numbered 1..2k with round()ed accuracies",
-        "the released layout, in our words: a one-sentence system message; a long instruction, the paper's dataset "
-        "name and a paragraph description; step 1 shows the base template as Prompt: with its raw accuracy, later "
-        "steps a Best Templates: block then a Worst Templates: block, each ascending, numbered from 1, int() accuracies",
+        "the released code's own words, read at run time from its pinned source (glov fetch-official; CLIP and LLaVA "
+        "each their own): its system message and instruction, the Dassl dataset name and its description paragraph, "
+        "step 1 the base prompt with its accuracy at full precision, later steps its best then its worst block, "
+        "ascending, int() accuracies",
     ),
     "chat_header": Switch(
         (4,), ("glov_steps",),
         "the chat template with the generation prompt: the assistant header is part of the prompt",
-        "without it: the model writes the assistant header itself, inside its token budget",
+        "without it: the model writes the assistant header itself, inside its token budget (never a candidate)",
     ),
     "token_budget": Switch(
         (5,), ("glov_steps",),
         "every request: optimizer.max_new_tokens (50), stopping at the model's end tokens",
-        "steered requests: 75 new tokens, stopping at the tokenizer's EOS token only (unsteered: as clean)",
+        "once the first improvement has happened, every request (steered, and at alpha = 0 unsteered) takes the guided "
+        "loop's 75 new tokens, stopping at the tokenizer's EOS token only; before it, as clean",
     ),
     "parser": Switch(
         (6,), ("glov_steps",),
         "the first line holding the placeholder, stripped of numbering, quotes and prefixes; exactly one {}, at most "
-        "200 characters, else a recorded failed candidate",
+        "200 characters, else a recorded failed candidate (prompts of an answering VLM: the first line with words)",
         "newlines and the word 'assistant' deleted, the text after the last colon kept whole (quotes, chatter, cut-off "
-        "text, several {}); <category> becomes {}; only a text without {} is invalid",
+        "text, several {}); <category> becomes {}; only a text without {} is invalid (LLaVA: '<<' and '>>' deleted, "
+        "only an empty text is invalid)",
     ),
     "invalid_candidates": Switch(
-        (7,), ("glov_steps",),
+        (7,), ("glov_steps", "score"),
         "an invalid candidate is recorded, never scored; a duplicate is not scored again",
         "an invalid candidate is scored as its text (or the empty template) and kept: every class gets the same text, "
         "so every image goes to class 0 (as the official NaN embeddings do): the share of class 0, about chance; "
-        "duplicates are scored and appended again; every step also appends an empty template; final sets never hold "
-        "a template without {}",
+        "a template whose braces break str.format counts the same; duplicates are scored and appended again; every "
+        "step also appends an empty template (LLaVA: empty prompts are dropped); final sets never hold a template "
+        "without {}",
     ),
     "steering_vector": Switch(
         (8,), ("glov_steps",),
@@ -107,14 +111,33 @@ SWITCHES: dict[str, Switch] = {
         (18,), ("glov_steps", "score", "baselines"),
         "an answering VLM: optimizer.base_prompt, the prompt as written, vlm.max_new_tokens (16) greedy answer tokens, "
         "candidate prompts of at most 200 characters",
-        "the released base prompt (in our words: describe the object's category briefly and name it), '?' appended to "
-        "every prompt, 50 greedy answer tokens, no length limit on candidate prompts",
+        "the released base prompt (read at run time from its pinned source, glov fetch-official), every prompt with "
+        "its double quotes removed and '?' appended, 50 greedy answer tokens, no length limit on candidate prompts",
     ),
     "final_set": Switch(
         (16,), ("score",),
         "at each step the top-k (eval.ensemble_size) templates of the whole history so far; step and alpha chosen on val",
-        "at each step the top-k of that step's own candidates (a step with none is not selectable); step and alpha "
-        "still chosen on val, as the paper says (the code picks neither)",
+        "at each step the top 3 of that step's own candidates, then those without {} removed (a step may ensemble "
+        "fewer); the first LLM step is never a final set; step and alpha still chosen on val, as the paper says (the "
+        "code picks neither)",
+    ),
+    "class_names": Switch(
+        (21,), ("prep_dataset",),
+        "class names cleaned: '_' becomes a space (CoOp split files, image folders)",
+        "the names exactly as the official loaders give them (the CoOp split files' names with their underscores; "
+        "folder names as they are)",
+    ),
+    "ranking": Switch(
+        (22,), ("glov_steps", "score"),
+        "ascending accuracy; among ties the earlier-found candidate ranks higher, then text order",
+        "NumPy's default argsort of the accuracies in the order found (up to 16 items the later-found ranks higher, "
+        "beyond that whatever its introsort gives); p+ is the first of the best in that order, p- the last below it",
+    ),
+    "precision": Switch(
+        (23,), ("embed_images", "glov_steps", "score", "baselines", "describe_classes", "train_llamp", "oracle"),
+        "the LLM in llm.dtype (bfloat16 in the paper configs), the VLM in vlm.dtype (float32)",
+        "the LLM in float16; a CLIP-style VLM's weights converted to float16 as the released code runs CLIP (an "
+        "answering VLM in float16)",
     ),
 }
 
@@ -131,7 +154,6 @@ def departures(protocol: dict, rule: str) -> dict:
 
 TARGET_SPLIT = ("imagenet_r", "imagenet_a", "imagenet_sketch")  # the datasets the official code splits 60/20/20
 LLAVA_NEW_TOKENS = 50  # the official LLaVA answer budget (greedy)
-OFFICIAL_BASE_PROMPT = "Briefly describe the category of the main object in the image, then name the category."
 FITNESS_BATCH = 50  # the official train loader's batch size
 GUIDED_NEW_TOKENS = 75  # the official guided loop's token budget
 

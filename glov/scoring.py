@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 
-from glov.optimizer.prompts import ranked
+from glov.optimizer.prompts import CLEAN_RANKING, ranked
 from glov.optimizer.state import Candidate
 
 
@@ -46,14 +47,21 @@ def ensemble(weights: Sequence[torch.Tensor]) -> torch.Tensor:
     return F.normalize(torch.stack([F.normalize(w, dim=-1) for w in weights]).mean(dim=0), dim=-1)
 
 
+_BRACES = re.compile(r"\{\s*\}")
+
+
 def top_templates(history: Sequence[Candidate], k: int, up_to_step: int | None = None, own_step_only: bool = False,
-                  needs_placeholder: bool = False) -> list[str]:
-    """The k best by train accuracy of the history up to ``up_to_step``, or (``own_step_only``, the
-    official final set) of the candidates that step itself produced. ``needs_placeholder`` leaves
-    out templates without ``{}`` (only the official handling of invalid candidates scores them)."""
-    pool = [c for c in history if (up_to_step is None or (c.step == up_to_step if own_step_only else c.step <= up_to_step))
-            and (not needs_placeholder or "{}" in c.template)]
-    return [c.template for c in reversed(ranked(pool)[-k:])]
+                  needs_placeholder: bool = False, ranking: str = CLEAN_RANKING) -> list[str]:
+    """The k best by train accuracy, best first, of the history up to ``up_to_step``. The official
+    final set (``own_step_only``) takes the k best of the candidates that step itself produced and
+    only then drops those without ``{}`` (the released code's order: a step may ensemble fewer).
+    ``needs_placeholder`` leaves out templates without ``{}`` (only the official handling of invalid
+    candidates scores them)."""
+    if own_step_only:
+        top = ranked([c for c in history if up_to_step is None or c.step == up_to_step], ranking)[-k:]
+        return [c.template for c in reversed(top) if not needs_placeholder or _BRACES.search(c.template)]
+    pool = [c for c in history if (up_to_step is None or c.step <= up_to_step) and (not needs_placeholder or "{}" in c.template)]
+    return [c.template for c in reversed(ranked(pool, ranking)[-k:])]
 
 
 @dataclass(frozen=True)

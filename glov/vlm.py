@@ -104,11 +104,15 @@ def load_vlm(spec: VLMSpec, device: str = "cpu") -> VLM:
     return VLM(model, preprocess, tokenizer, device)
 
 
-def text_classifier(vlm: VLM, classnames: Sequence[str], templates: Sequence[str]) -> torch.Tensor:
-    """[C, D] class weights: per class, mean of normalised template embeddings, re-normalised.
-    Every ``{}`` is filled with the class name (the official parser keeps templates with several,
-    or none: then every class gets the same text and every image goes to class 0)."""
-    texts = [t.replace("{}", c) for c in classnames for t in templates]
+def fill_template(template: str, classname: str) -> str:
+    """Every ``{}`` filled with the class name (the official parser keeps templates with several)."""
+    return template.replace("{}", classname)
+
+
+def text_classifier(vlm: VLM, classnames: Sequence[str], templates: Sequence[str],
+                    fill: Callable[[str, str], str] = fill_template) -> torch.Tensor:
+    """[C, D] class weights: per class, mean of normalised template embeddings, re-normalised."""
+    texts = [fill(t, c) for c in classnames for t in templates]
     emb = vlm.encode_texts(texts).view(len(classnames), len(templates), -1)
     return ensemble(list(emb.unbind(dim=1)))
 

@@ -155,3 +155,24 @@ def tiny_llm_dir(tmp_path_factory) -> Path:
     LlamaForCausalLM(cfg).save_pretrained(out)
     tok.save_pretrained(out)
     return out
+
+
+OFFICIAL_FIXTURE = REPO / "tests" / "fixtures" / "official"
+
+
+@pytest.fixture
+def official_fixture(tmp_path, monkeypatch):
+    """The released code's source files replaced by our fixture of the same structure (invented
+    sentences), fetched into ``tmp_path/resources/official`` through ``glov fetch-official --from``
+    with its digests pinned, and the working directory moved there (jobs read the relative path)."""
+    import hashlib
+
+    import glov.official as official
+
+    files = {p: (OFFICIAL_FIXTURE / p).read_bytes() for p in official.PINNED}
+    monkeypatch.setattr(official, "PINNED", {p: hashlib.sha256(b).hexdigest() for p, b in files.items()})
+    monkeypatch.chdir(tmp_path)
+    official._cached.cache_clear()
+    official.fetch_official(given=OFFICIAL_FIXTURE)
+    yield OFFICIAL_FIXTURE
+    official._cached.cache_clear()

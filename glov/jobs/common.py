@@ -157,12 +157,16 @@ def answering(params: C.Params) -> bool:
 
 def base_prompt(params: C.Params) -> str:
     """What step 0 and S-TEMP score: the base template, or for an answering VLM the base prompt
-    (protocol.llava_prompt: official, the released code's, in our words)."""
-    from glov.protocol import OFFICIAL_BASE_PROMPT, is_official
+    (protocol.llava_prompt: official, the released code's, read from its source: glov.official)."""
+    from glov.protocol import is_official
 
     if not answering(params):
         return params.optimizer.base_template
-    return OFFICIAL_BASE_PROMPT if is_official(params.protocol, "llava_prompt") else params.optimizer.base_prompt
+    if is_official(params.protocol, "llava_prompt"):
+        from glov.official import LLAVA, wording
+
+        return wording(LLAVA).base_shown
+    return params.optimizer.base_prompt
 
 def llm_spec(params: C.Params) -> LLMSpec:
     """GGUF models are loaded from their dequantised cache (rule cache_llm) once it exists."""

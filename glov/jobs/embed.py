@@ -4,6 +4,7 @@ the fitness (top-1 accuracy of a prompt) every scoring job computes from them.""
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -14,7 +15,7 @@ from glov.protocol import LLAVA_NEW_TOKENS, is_official
 from glov.embeddings import CacheError, ImageEmbeddings, load_embeddings, save_embeddings
 from glov.io import read_json
 from glov.jobs.common import track, vlm_spec
-from glov.vlm import VLM, embed_image_files, load_vlm, open_image, text_classifier
+from glov.vlm import VLM, embed_image_files, fill_template, load_vlm, open_image, text_classifier
 from glov.registry import ANSWER
 from glov.scoring import accuracy, correct_string
 
@@ -54,11 +55,35 @@ def load_split(params: C.Params, vlm: VLM, manifest: dict, split: str, path: str
         save_embeddings(path, emb)
         return emb
 
-class TemplateFitness:
-    """Top-1 accuracy (%) of one template on a cached split; text embeddings cached in the VLM."""
+_EMPTY_BRACES = re.compile(r"\{\s*\}")
 
-    def __init__(self, vlm: VLM, classnames: Sequence[str], emb: ImageEmbeddings):
-        self.vlm, self.classnames, self.emb = vlm, list(classnames), emb
+
+def official_usable(template: str) -> bool:
+    """Whether the released scorer uses a template at all (OFFICIAL.md row 7): it needs ``{}`` (or
+    ``{ }``), and a template with exactly one ``{}`` goes through ``str.format``, so stray braces
+    that format rejects drop it. Whether it fails does not depend on the class name, so a template
+    is dropped for every class or none."""
+    if not _EMPTY_BRACES.search(template):
+        return False
+    if template.count("{}") == 1:
+        try:
+            template.format("x")
+        except (ValueError, KeyError, IndexError):
+            return False
+    return True
+
+
+def official_fill(template: str, classname: str) -> str:
+    """The released scorer's text of a class: ``str.format`` for one ``{}``, else every ``{}`` replaced."""
+    return template.format(classname) if template.count("{}") == 1 else template.replace("{}", classname)
+
+
+class TemplateFitness:
+    """Top-1 accuracy (%) of one template on a cached split; text embeddings cached in the VLM.
+    ``official``: templates are filled and dropped as the released scorer does (protocol.invalid_candidates)."""
+
+    def __init__(self, vlm: VLM, classnames: Sequence[str], emb: ImageEmbeddings, official: bool = False):
+        self.vlm, self.classnames, self.emb, self.official = vlm, list(classnames), emb, official
 
     def __call__(self, template: str | Sequence[str]) -> float:
         return accuracy(self._logits(template), self.emb.labels)
@@ -69,11 +94,15 @@ class TemplateFitness:
 
     def _logits(self, template: str | Sequence[str]):
         templates = [template] if isinstance(template, str) else list(template)
+        if self.official:
+            templates = [t for t in templates if official_usable(t)]
         if not any("{}" in t for t in templates):
-            # every class gets the same text: exact arithmetic ties every class (the official code's NaN
-            # embeddings send every image to class 0); rounding would break the tie at random, so: class 0
+            # every class gets the same text, or (official) none: exact arithmetic ties every class (the
+            # official code's NaN embeddings send every image to class 0); rounding would break the tie
+            # at random, so: class 0
             return torch.zeros(len(self.emb.labels), len(self.classnames))
-        return self.emb.features @ text_classifier(self.vlm, self.classnames, templates).T
+        fill = official_fill if self.official else fill_template
+        return self.emb.features @ text_classifier(self.vlm, self.classnames, templates, fill).T
 
 class Scorer:
     """Scores prompts on a dataset's splits with the run's VLM: a dual encoder on cached image
@@ -86,9 +115,9 @@ class Scorer:
         if spec.family == ANSWER:
             from glov.answer_vlm import AnswerVLM, SentenceEncoder
 
-            official = is_official(params.protocol, "llava_prompt")  # greedy 50 tokens, "?" appended
+            official = is_official(params.protocol, "llava_prompt")  # greedy 50 tokens, quotes dropped, "?" appended
             self.vlm = AnswerVLM.load(spec.arch, params.vlm.device, params.vlm.dtype, LLAVA_NEW_TOKENS if official else params.vlm.max_new_tokens,
-                                      "?" if official else "")
+                                      "?" if official else "", official)
             self.encoder = SentenceEncoder(params.vlm.sentence_encoder, params.vlm.device)
         else:
             self.vlm, self.encoder = load_vlm(spec, params.vlm.device), None
@@ -101,7 +130,8 @@ class Scorer:
 
     def _new_fitness(self, split: str, embeddings: str | Path | None):
         if self.encoder is None:
-            return TemplateFitness(self.vlm, self.manifest["classnames"], load_split(self.params, self.vlm, self.manifest, split, embeddings))
+            return TemplateFitness(self.vlm, self.manifest["classnames"], load_split(self.params, self.vlm, self.manifest, split, embeddings),
+                                   is_official(self.params.protocol, "invalid_candidates"))
         from glov.answer_vlm import AnswerFitness
 
         root = Path(self.manifest["image_root"])

@@ -36,7 +36,7 @@ def score_runs(
 
 def score_chain(params: C.Params, manifest: dict, state: State, fit: Mapping[str, Callable]) -> dict:
     """Per step: top-k ensemble of the history so far (official final set: of the step's own
-    candidates) on train and val; the best val step goes to
+    candidates, and never the first LLM step's) on train and val; the best val step goes to
     test (the baselines are scored by :mod:`glov.jobs.baselines`, on the same splits). An
     answering VLM takes one prompt, so there k = 1."""
     k = 1 if answering(params) else params.eval.ensemble_size
@@ -44,9 +44,10 @@ def score_chain(params: C.Params, manifest: dict, state: State, fit: Mapping[str
     templates_only = not answering(params)  # a final set never holds a template without {} (official invalid ones)
     curve, templates_by_step, val_by_step = [], {}, {}
     for s in range(state.step + 1):
-        templates = top_templates(state.history, k, s, own_step_only, templates_only)
+        skipped = own_step_only and s == 1  # the released loop never evaluates its first LLM step
+        templates = [] if skipped else top_templates(state.history, k, s, own_step_only, templates_only, params.protocol.ranking)
         best_so_far = max(c.accuracy for c in state.history if c.step <= s)
-        if not templates:  # official set of a step none of whose candidates was scored: not selectable
+        if not templates:  # an official set that is empty, or of the first LLM step: not selectable
             curve.append({**curve[-1], "step": s, "best_train": best_so_far})
             continue
         templates_by_step[s] = templates

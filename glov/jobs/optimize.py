@@ -19,7 +19,8 @@ from glov.jobs.common import answering, base_prompt, dataset_params, llm_samplin
 from glov.jobs.embed import Scorer
 from glov.optimizer import StepConfig, Task, init_state
 from glov.optimizer.parse import MAX_CHARS
-from glov.optimizer.prompts import QUESTION, TEMPLATE
+from glov.official import CLIP, LLAVA, Wording, sources_digest, wording
+from glov.optimizer.prompts import QUESTION, TEMPLATE, official_base_shown
 from glov.optimizer.state import State
 from glov.protocol import GUIDED_NEW_TOKENS, departures, is_official, rule_switches
 from glov.steering import resolve_layer
@@ -36,8 +37,16 @@ def step_config(params: C.Params, alpha: float, seed: int, n_layers: int) -> Ste
     return StepConfig(o.candidates, o.topk, sampling, alpha, layer, seed, QUESTION if answering(params) else TEMPLATE,
                       semantics=RECOMPUTED if official["steering_position"] else CACHED, compound=official["alpha_compounding"],
                       guided_sampling=guided, generation_prompt=not official["chat_header"], official_vector=official["steering_vector"],
-                      official_prompt=official["meta_prompt"], official_parser=official["parser"], keep_invalid=official["invalid_candidates"],
-                      question_chars=None if official["llava_prompt"] else MAX_CHARS)
+                      wording=official_wording(params), official_parser=official["parser"], keep_invalid=official["invalid_candidates"],
+                      question_chars=None if official["llava_prompt"] else MAX_CHARS, ranking=params.protocol.ranking)
+
+
+def official_wording(params: C.Params) -> Wording | None:
+    """The released code's meta-prompt of the run's path (CLIP or LLaVA) under protocol.meta_prompt:
+    official, read from its source (glov.official); None otherwise."""
+    if not is_official(params.protocol, "meta_prompt"):
+        return None
+    return wording(LLAVA if answering(params) else CLIP)
 
 def _step_key(params: C.Params, dataset: str, alpha: float, seed: int, step_index: int, previous: State | None) -> str:
     """Everything one chain's step depends on, and nothing else: not the other chains, seeds,
@@ -54,14 +63,24 @@ def _step_key(params: C.Params, dataset: str, alpha: float, seed: int, step_inde
     switches = departures(p["protocol"], "glov_steps")
     if switches:
         chain["protocol"] = switches
-    if is_official(params.protocol, "meta_prompt"):  # the paper's name and paragraph of the dataset enter the chat
+    if is_official(params.protocol, "meta_prompt"):  # the official name and paragraph of the dataset enter the chat
         chain["task"] = asdict(task_of(params, dataset, ""))
+        chain["official_sources"] = sources_digest()
     return params_hash({"code": code_fingerprint(), "params": chain, "dataset": dataset, "alpha": alpha, "seed": seed,
                         "step": step_index, "previous": previous.to_dict() if previous else None})
 
 def task_of(params: C.Params, dataset: str, description: str) -> Task:
-    """What the meta-prompt says about the dataset (the official one: its paper name and paragraph)."""
+    """What the meta-prompt says about the dataset. The official one names it as the released code
+    does (its Dassl name, ``DescribableTextures``) with the released description paragraph; a
+    dataset the released code has no description for (lab tasks, your own) gets ``title`` and
+    ``paragraph`` from its meta YAML or ``data.custom`` (default: its name and one-line description)."""
+    from glov.released import OFFICIAL_NAMES
+
     spec = get_dataset_spec(dataset, params.data.custom)
+    words = official_wording(params)
+    name = next((official for official, ours in OFFICIAL_NAMES.items() if ours == dataset), None)
+    if words is not None and name in words.descriptions:
+        return Task(dataset, description, name, words.descriptions[name])
     return Task(dataset, description, spec.title, spec.paragraph)
 
 
@@ -94,7 +113,9 @@ def run_steps(
             todo = [a for a in alphas if records[a] is None]
             restored += len(alphas) - len(todo)
             if todo and t == 0:
-                base = init_state(base_prompt(params), fitness)[1]  # the same for every alpha
+                template = base_prompt(params)
+                words = official_wording(params)
+                base = init_state(template, fitness, official_base_shown(template, words) if words else None)[1]  # the same for every alpha
                 records.update({a: base for a in todo})
             elif todo:
                 if llm is None:

@@ -11,11 +11,13 @@ with results identical to stepping each chain alone. ``run`` just loops it.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Callable
+from typing import Callable, Sequence
 
 from glov.llm import LLM, Request, Sampling, Steer, row_seed
-from glov.optimizer.parse import MAX_CHARS, Parsed, parse_official, parse_question, parse_template
-from glov.optimizer.prompts import QUESTION, TEMPLATE, meta_prompt, official_meta_prompt, ranked, to_display
+from glov.official import Wording
+from glov.optimizer.parse import MAX_CHARS, Parsed, parse_official, parse_official_question, parse_question, parse_template
+from glov.optimizer.prompts import (CLEAN_RANKING, OFFICIAL_RANKING, QUESTION, TEMPLATE, display, meta_prompt, official_meta_prompt,
+                                    ranked)
 from glov.optimizer.state import Candidate, Guidance, State
 
 Fitness = Callable[[str], float]
@@ -40,17 +42,21 @@ class StepConfig:
     kind: str = TEMPLATE  # QUESTION for encoder-decoder VLMs: whole prompts, no placeholder
     semantics: str = "cached"  # or "recomputed": the official steering position (glov.generation)
     compound: bool = False  # the official alpha^n over a step's candidates
-    guided_sampling: Sampling | None = None  # what steered requests use, if not ``sampling`` (official: 75 tokens, EOS only)
+    # once the first improvement has happened, every request (steered or, at alpha = 0, not) uses this
+    # if set (official: the guided loop's 75 tokens, stopping at EOS only)
+    guided_sampling: Sampling | None = None
     generation_prompt: bool = True  # official: the chat template without the assistant header
     official_vector: bool = False  # the official steering vector (glov.llm.HFLLM.official_difference)
-    official_prompt: bool = False  # the official meta-prompt (glov.optimizer.prompts.official_meta_prompt)
-    official_parser: bool = False  # glov.optimizer.parse.parse_official
+    wording: Wording | None = None  # the official meta-prompt, in the released code's words (glov.official)
+    official_parser: bool = False  # glov.optimizer.parse.parse_official (answering VLMs: parse_official_question)
     keep_invalid: bool = False  # the official handling of invalid and duplicate candidates (score_completions)
     question_chars: int | None = MAX_CHARS  # the longest candidate prompt of an answering VLM (official LLaVA: None)
+    ranking: str = CLEAN_RANKING  # how ties rank (glov.optimizer.prompts.ranked)
 
 
-def init_state(base_template: str, fitness: Fitness) -> tuple[State, dict]:
-    base = Candidate(base_template, round(fitness(base_template), 4), 0)
+def init_state(base_template: str, fitness: Fitness, shown: str | None = None) -> tuple[State, dict]:
+    """Step 0: the base template scored. ``shown``: how the official history spells it (glov.official)."""
+    base = Candidate(base_template, fitness(base_template), 0, shown)
     state = State(step=0, history=(base,), best=base)
     return state, {"step": 0, "base_template": base_template, "base_accuracy": base.accuracy, "state": state.to_dict()}
 
@@ -60,13 +66,26 @@ def step_seed(seed: int, step: int) -> int:
     return seed * 1_000_003 + step
 
 
-def guidance_after(history: tuple[Candidate, ...], previous_best: Candidate, guidance: Guidance | None) -> tuple[Candidate, Guidance | None]:
-    """Guidance changes only when a candidate strictly beats the best so far."""
-    best = ranked(history)[-1]
-    if best.accuracy <= previous_best.accuracy:
+def guidance_after(history: tuple[Candidate, ...], previous_best: Candidate, guidance: Guidance | None,
+                   ranking: str = CLEAN_RANKING) -> tuple[Candidate, Guidance | None]:
+    """Guidance changes only when a candidate strictly beats the best so far: p+ is the best, p-
+    the best strictly below it. Among equal accuracies the ranking decides; the released code
+    takes p+ as the first of the best in its sorted history (``argmax``) and p- as the last
+    entry below it."""
+    order = ranked(history, ranking)
+    top = order[-1].accuracy
+    if top <= previous_best.accuracy:
         return previous_best, guidance
-    below = [c for c in ranked(history) if c.accuracy < best.accuracy]
+    best = next(c for c in order if c.accuracy == top) if ranking == OFFICIAL_RANKING else order[-1]
+    below = [c for c in order if c.accuracy < top]
     return best, Guidance(best.template, below[-1].template) if below else guidance
+
+
+def parse_completion(raw: str, kind: str, official_parser: bool, question_chars: int | None) -> Parsed:
+    """One completion as a candidate, by the parser the switches choose."""
+    if kind == QUESTION:
+        return parse_official_question(raw) if official_parser else parse_question(raw, question_chars)
+    return parse_official(raw) if official_parser else parse_template(raw)
 
 
 def score_completions(
@@ -77,30 +96,29 @@ def score_completions(
     completion, number that could not be parsed). A template seen before costs nothing and must
     not crowd the history; ``max_words`` (LLM-Opt's limit) rejects longer templates.
 
-    ``keep_invalid`` is the released code's behaviour: what does not parse enters as the empty
-    template, a template without ``{}`` is scored as it is (every class gets the same text, so
-    every image goes to class 0: about chance), a duplicate is scored and appended again, and each
-    step ends with one more empty template (the released parser's trailing blank line)."""
+    ``keep_invalid`` is the released code's behaviour: a duplicate is scored and appended again,
+    and for templates what does not parse enters as its text (the clean parser's rejects as the
+    empty template; a text without ``{}`` is scored as it is: every class gets the same text, so
+    every image goes to class 0, about chance), and each step ends with one more empty template
+    (the released parser's trailing blank line). The released LLaVA loop drops empty prompts instead."""
     history = list(history)
     records, failures = [], 0
 
-    def add(template: str, record: dict) -> None:
-        cand = Candidate(template, round(fitness(template), 4), step_index)
+    def add(template: str, shown: str | None, record: dict) -> None:
+        cand = Candidate(template, fitness(template), step_index, shown)
         history.append(cand)
-        records.append(record | {"template": cand.template, "accuracy": cand.accuracy})
+        records.append(record | {"template": cand.template, "accuracy": cand.accuracy} | ({"shown": shown} if shown is not None else {}))
 
     for raw in outputs:
-        if official_parser and kind == TEMPLATE:
-            text = parse_official(raw)
-            parsed = Parsed(text) if "{}" in text else Parsed(None, "no {} placeholder")
-        else:
-            parsed = parse_question(raw, question_chars) if kind == QUESTION else parse_template(raw)
+        parsed = parse_completion(raw, kind, official_parser, question_chars)
         if parsed.template is not None and max_words is not None and len(parsed.template.split()) > max_words:
             parsed = Parsed(None, f"more than {max_words} words")
         if parsed.template is None:
             failures += 1
             if keep_invalid and kind == TEMPLATE:
-                add(parse_official(raw) if official_parser else "", {"raw": raw, "status": "scored_invalid", "reason": parsed.reason})
+                text = (parsed.shown or "").replace("<category>", "{}") if official_parser else ""
+                add(text, parsed.shown if official_parser and parsed.shown != text else None,
+                    {"raw": raw, "status": "scored_invalid", "reason": parsed.reason})
             else:
                 records.append({"raw": raw, "status": "invalid", "reason": parsed.reason})
             continue
@@ -108,9 +126,9 @@ def score_completions(
         if known is not None and not keep_invalid:
             records.append({"raw": raw, "status": "duplicate", "template": known.template, "accuracy": known.accuracy})
             continue
-        add(parsed.template, {"raw": raw, "status": "scored"} | ({"duplicate": True} if known is not None else {}))
+        add(parsed.template, parsed.shown, {"raw": raw, "status": "scored"} | ({"duplicate": True} if known is not None else {}))
     if keep_invalid and kind == TEMPLATE:
-        add("", {"raw": "", "status": "scored_invalid", "reason": "the trailing blank line"})
+        add("", None, {"raw": "", "status": "scored_invalid", "reason": "the trailing blank line"})
     return tuple(history), records, failures
 
 
@@ -123,6 +141,12 @@ class Proposal:
     steering: dict
 
 
+def shown(template: str, history: Sequence[Candidate]) -> str:
+    """What the LLM was shown for a template of the history (the official steering vector is built
+    from that text, as the released code keeps it)."""
+    return next((display(c) for c in history if c.template == template), template.replace("{}", "<category>"))
+
+
 def candidate_seeds(seed: int, dataset: str, step_index: int, n: int) -> tuple[int, ...]:
     """One generator per candidate, from (run seed, dataset, step, candidate). Alpha is left out on
     purpose: the chains of every alpha draw the same random numbers, so they stay identical until
@@ -132,23 +156,24 @@ def candidate_seeds(seed: int, dataset: str, step_index: int, n: int) -> tuple[i
 
 def propose(state: State, llm: LLM, task: Task, cfg: StepConfig) -> Proposal:
     t = state.step + 1
-    if cfg.official_prompt and cfg.kind == TEMPLATE:
-        messages = official_meta_prompt(task.title or task.dataset, task.paragraph or task.description, state.history, cfg.topk)
+    if cfg.wording is not None:
+        messages = official_meta_prompt(cfg.wording, task.title or task.dataset, task.paragraph or task.description, state.history,
+                                        cfg.topk, t, cfg.ranking)
     else:
-        messages = meta_prompt(task.dataset, task.description, state.history, cfg.topk, cfg.kind)
+        messages = meta_prompt(task.dataset, task.description, state.history, cfg.topk, cfg.kind, cfg.ranking)
     steer = None
     steering_record = {"alpha": cfg.alpha, "layer": cfg.layer, "active": False}
     if cfg.alpha > 0 and state.guidance is not None:
         positive, negative = state.guidance.positive, state.guidance.negative
         if cfg.official_vector:
-            vector = llm.official_difference(to_display(positive), to_display(negative), cfg.layer)
+            vector = llm.official_difference(shown(positive, state.history), shown(negative, state.history), cfg.layer)
         else:
             vector = llm.mean_hidden(positive, cfg.layer) - llm.mean_hidden(negative, cfg.layer)
         steer = Steer(vector, cfg.alpha, cfg.semantics, cfg.compound)
         steering_record.update(active=True, positive=state.guidance.positive, negative=state.guidance.negative, norm=round(vector.norm, 4))
         if (cfg.semantics, cfg.compound) != ("cached", False):  # recorded where it departs from the default only
             steering_record.update(semantics=cfg.semantics, compound=cfg.compound)
-    sampling = cfg.guided_sampling if steer is not None and cfg.guided_sampling is not None else cfg.sampling
+    sampling = cfg.guided_sampling if state.guidance is not None and cfg.guided_sampling is not None else cfg.sampling
     request = Request(messages, candidate_seeds(cfg.seed, task.dataset, t, cfg.candidates), sampling, steer, cfg.generation_prompt)
     return Proposal(t, request, steering_record)
 
@@ -159,7 +184,7 @@ def advance(state: State, proposal: Proposal, outputs: list[str], fitness: Fitne
     history, records, failures = score_completions(outputs, state.history, fitness, t, kind=cfg.kind,
                                                    official_parser=cfg.official_parser, keep_invalid=cfg.keep_invalid,
                                                    question_chars=cfg.question_chars)
-    best, guidance = guidance_after(history, state.best, state.guidance)
+    best, guidance = guidance_after(history, state.best, state.guidance, cfg.ranking)
     new_state = replace(state, step=t, history=history, best=best, guidance=guidance, failures=state.failures + failures)
     record = {
         "step": t,
@@ -191,7 +216,9 @@ def random_search(start: State, steps: int, llm: LLM, fitness: Fitness, task: Ta
     steering. Its step 1 is GLOV's step 1; whatever GLOV w/o guidance gains over it later comes
     from the ranked examples. All steps are sampled in one batch, then scored in order."""
     cfg = replace(cfg, alpha=0.0)
-    proposals = [propose(replace(start, step=t), llm, task, cfg) for t in range(steps)]
+    first = propose(start, llm, task, cfg)
+    proposals = [Proposal(t, replace(first.request, seeds=candidate_seeds(cfg.seed, task.dataset, t, cfg.candidates)), first.steering)
+                 for t in range(1, steps + 1)]
     outputs = llm.sample([p.request for p in proposals])
     state, records = start, []
     for proposal, out in zip(proposals, outputs):

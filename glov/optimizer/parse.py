@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 MAX_CHARS = 200
+PLACEHOLDER = "<category>"
 _PLACEHOLDER = re.compile(r"[<\[{(]\s*(category|class|class ?name|label|object)\s*[>\]})]", re.IGNORECASE)
 _PREFIX = re.compile(r"^\s*(?:[-*•]+|\d+\s*[.:)]|(?:new\s+)?template\s*\d*\s*[:=-]|(?:a|answer|output)\s*:)\s*", re.IGNORECASE)
 _QUOTED = re.compile(r"[\"“`]([^\"”`]+)[\"”`]")
@@ -14,10 +15,21 @@ _QUOTES = "\"'`“”‘’"
 _PROMPT_PREFIX = re.compile(r"^\s*(?:new\s+)?prompt\s*\d*\s*[:=-]\s*", re.IGNORECASE)
 
 
+_HEADER = re.compile(r"^\s*assistant(?:[ \t]*:|[ \t]*(?:\r?\n|$))", re.IGNORECASE)
+
+
 @dataclass(frozen=True)
 class Parsed:
     template: str | None
     reason: str = ""  # why it failed; empty when ``template`` is set
+    shown: str | None = None  # the official parsers' text, where the LLM is to see it rather than the template
+
+
+def strip_header(completion: str) -> str:
+    """Without the generation prompt (protocol.chat_header: official) the model writes the
+    assistant header itself, so a completion can start with the role's name on a line of its own:
+    that is never a candidate, under any parser."""
+    return _HEADER.sub("", completion or "", count=1)
 
 
 def _clean(line: str) -> str:
@@ -34,7 +46,8 @@ def parse_template(completion: str) -> Parsed:
     ``<category>`` (and obvious variants such as ``{class}``) becomes ``{}``; exactly one ``{}``
     and no other braces are required, so ``str.format`` fills in exactly the class name.
     """
-    if not completion or not completion.strip():
+    completion = strip_header(completion)
+    if not completion.strip():
         return Parsed(None, "empty completion")
     for raw in completion.splitlines():
         if not _PLACEHOLDER.search(raw) and "{}" not in raw:
@@ -56,7 +69,7 @@ def parse_question(completion: str, max_chars: int | None = MAX_CHARS) -> Parsed
     """For encoder-decoder VLMs the candidate is a whole prompt (no class placeholder): the first
     line with words, stripped of numbering, quotes and prefixes (at most ``max_chars``; the
     official LLaVA path has no limit)."""
-    for raw in (completion or "").splitlines():
+    for raw in strip_header(completion).splitlines():
         line = _clean(_PROMPT_PREFIX.sub("", _clean(raw))).strip()
         if not re.search(r"[A-Za-z]", line):
             continue
@@ -68,10 +81,26 @@ def parse_question(completion: str, max_chars: int | None = MAX_CHARS) -> Parsed
     return Parsed(None, "empty completion")
 
 
-def parse_official(completion: str) -> str:
-    """The released code's parser (protocol.parser: official): newlines and the word "assistant"
-    deleted, then whatever follows the last colon (all of it if there is none), ``<category>`` made
-    ``{}``. Nothing is rejected: quotes, chatter, cut-off text, several or no ``{}`` all stay (its
-    surrounding spaces are dropped; the tokenizers ignore them)."""
-    text = (completion or "").replace("\n", "").replace("assistant", "")
-    return text.rsplit(":", 1)[-1].replace("<category>", "{}").strip()
+def official_line(completion: str) -> str:
+    """The released code's text of one completion (OFFICIAL.md row 6): newlines and the word
+    "assistant" deleted, then whatever follows the last colon (all of it if there is none),
+    unchanged: quotes, chatter, cut-off text and the spaces around it stay."""
+    return (completion or "").replace("\n", "").replace("assistant", "").split(":")[-1]
+
+
+def parse_official(completion: str) -> Parsed:
+    """The released code's template parser (protocol.parser: official): :func:`official_line` with
+    ``<category>`` made ``{}`` (every ``{}`` is filled with the class name); only a text without
+    ``{}`` is no template (the official handling of invalid candidates scores it all the same)."""
+    text = official_line(completion)
+    template = text.replace(PLACEHOLDER, "{}")
+    shown = text if text != template.replace("{}", PLACEHOLDER) else None
+    return Parsed(template, shown=shown) if "{}" in template else Parsed(None, "no {} placeholder", shown=text)
+
+
+def parse_official_question(completion: str) -> Parsed:
+    """The released LLaVA path's parser (OFFICIAL.md row 24): :func:`official_line` with ``<<`` and
+    ``>>`` deleted; an empty text is no prompt (the released loop drops it), any other is one."""
+    text = official_line(completion).replace("<<", "").replace(">>", "")
+    template = text.replace(PLACEHOLDER, "{}")
+    return Parsed(template, shown=text if text != template else None) if text else Parsed(None, "empty completion")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from glov.official import Wording
 from glov.optimizer.state import Candidate
 
 PLACEHOLDER = "<category>"
@@ -39,60 +40,68 @@ def to_display(template: str) -> str:
     return template.replace("{}", PLACEHOLDER)
 
 
-def ranked(history: Sequence[Candidate]) -> list[Candidate]:
-    """Ascending accuracy; among ties the earlier-found template ranks higher, then text order."""
+def display(c: Candidate) -> str:
+    """What the LLM is shown for a candidate: its own text where the official protocol kept one."""
+    return c.shown if c.shown is not None else to_display(c.template)
+
+
+CLEAN_RANKING, OFFICIAL_RANKING = "clean", "official"
+
+
+def ranked(history: Sequence[Candidate], ranking: str = CLEAN_RANKING) -> list[Candidate]:
+    """Ascending accuracy. Clean: among ties the earlier-found template ranks higher, then text
+    order. Official (protocol.ranking): NumPy's default ``argsort`` of the accuracies in the order
+    they were found, whatever order it gives among ties (for up to 16 items the later-found ranks
+    higher; beyond that, its introsort decides)."""
+    if ranking == OFFICIAL_RANKING:
+        import numpy as np
+
+        return [history[i] for i in np.argsort(np.array([c.accuracy for c in history], dtype=np.float64))]
     return sorted(history, key=lambda c: (c.accuracy, -c.step, c.template))
 
 
-def in_context_examples(history: Sequence[Candidate], topk: int) -> list[Candidate]:
+def in_context_examples(history: Sequence[Candidate], topk: int, ranking: str = CLEAN_RANKING) -> list[Candidate]:
     """Bottom-k then top-k of the whole history, worst first, k = min(topk, |history| // 2)."""
-    order = ranked(history)
+    order = ranked(history, ranking)
     k = min(topk, len(order) // 2)
     return order[:k] + order[len(order) - k :] if k else []
 
 
-def meta_prompt(dataset: str, description: str, history: Sequence[Candidate], topk: int, kind: str = TEMPLATE) -> list[dict[str, str]]:
+def meta_prompt(dataset: str, description: str, history: Sequence[Candidate], topk: int, kind: str = TEMPLATE,
+                ranking: str = CLEAN_RANKING) -> list[dict[str, str]]:
     """This project's chat: a system message asking for one short template, then one user message
     with the dataset, its one-line description and the in-context examples worst to best."""
     header = f"Dataset: {dataset}.\nDescription: {description}.\n"
     system, ask, noun = (SYSTEM, ASK, "Templates") if kind == TEMPLATE else (QUESTION_SYSTEM, QUESTION_ASK, "Prompts")
-    examples = in_context_examples(history, topk) or list(history[:1])  # first step: the base template alone
-    lines = [f"{i}: {to_display(c.template)} --- Accuracy: {round(c.accuracy)}" for i, c in enumerate(examples, 1)]
+    examples = in_context_examples(history, topk, ranking) or list(history[:1])  # first step: the base template alone
+    lines = [f"{i}: {display(c)} --- Accuracy: {round(c.accuracy)}" for i, c in enumerate(examples, 1)]
     body = f"{noun} and their accuracies, from worst to best:\n" + "\n".join(lines) + "\n"
     return [{"role": "system", "content": system}, {"role": "user", "content": header + body + ask}]
 
 
-# The official meta-prompt (protocol.meta_prompt: official; rows 1-3 of the official-behaviour notes),
-# in our own words with the released code's structure, fields and number formats.
-OFFICIAL_SYSTEM = (
-    "You are a helpful assistant that helps me discover the best prompt templates to put class names into "
-    "for zero-shot image classification with CLIP. Let's get started!"
-)
+def official_meta_prompt(wording: Wording, title: str, paragraph: str, history: Sequence[Candidate], topk: int, step: int,
+                         ranking: str = CLEAN_RANKING) -> list[dict[str, str]]:
+    """The released code's chat for step ``step`` (1 = the first LLM step), in the released code's
+    own words (:mod:`glov.official`, read from its source at run time). The first step shows the
+    base prompt and its accuracy at full precision; later steps the best and the worst
+    k = min(topk, int(len(history) * 0.5)) examples of the whole history, each block ascending,
+    accuracies cut with ``int()``, the blocks sliced as the released code slices them (with
+    k = 0 its best block is the whole history)."""
+    if step == 1:
+        base = history[0]
+        prompt = wording.base_prompt if base.shown is not None and base.shown == wording.base_shown else display(base)
+        return wording.messages(wording.first.render(dataset_name=title, dataset_info=paragraph, prompt=prompt, accuracy=[base.accuracy]))
+    order = ranked(history, ranking)
+    k = min(topk, int(len(order) * 0.5))
 
-OFFICIAL_TASK = (
-    "We want prompt templates that make CLIP, a vision-language model, classify the images of a dataset "
-    f"as accurately as possible. A template is a sentence with {PLACEHOLDER} standing in for the class name. "
-    "Below you see the dataset, a description of it, and templates we tried with the accuracy each reached. "
-    "Be creative: write a new template, different from the ones shown, that you expect to score higher. "
-    f"Keep {PLACEHOLDER} in it, and write the template after a colon."
-)
+    def block(items: Sequence[Candidate]) -> str:
+        return "".join(wording.example.render(i=i, response=display(c), accuracy=int(c.accuracy)) for i, c in enumerate(items))
+
+    return wording.messages(wording.later.render(dataset_name=title, dataset_info=paragraph, top_bottom_k=k, step=step - 1,
+                                                 best_exm=block(order[-k:]), worst_exm=block(order[:k])))
 
 
-def official_meta_prompt(title: str, paragraph: str, history: Sequence[Candidate], topk: int) -> list[dict[str, str]]:
-    """The released code's chat. The first step shows the base template as ``Prompt:`` with its raw
-    accuracy (e.g. 45.8333); later steps show a ``Best Templates:`` block then a ``Worst Templates:``
-    block, each in ascending accuracy and numbered from 1, accuracies cut with ``int()``, with
-    k = min(topk, len(history) // 2)."""
-    header = f"{OFFICIAL_TASK}\n\nDataset: {title}\nDescription: {paragraph}\n\n"
-    order = ranked(history)
-    k = min(topk, len(order) // 2)
-    if not k:
-        first = history[0]
-        body = f"Prompt: {to_display(first.template)}\nAccuracy: {first.accuracy}\n"
-    else:
-        def block(name: str, items: Sequence[Candidate]) -> str:
-            return f"{name}:\n" + "".join(f"{i}. {to_display(c.template)} Accuracy: {int(c.accuracy)}\n" for i, c in enumerate(items, 1))
-
-        body = (f"Here are the top {k} and the worst {k} templates of the last {len(order)} runs.\n"
-                + block("Best Templates", order[len(order) - k:]) + "\n" + block("Worst Templates", order[:k]))
-    return [{"role": "system", "content": OFFICIAL_SYSTEM}, {"role": "user", "content": header + body}]
+def official_base_shown(template: str, wording: Wording) -> str | None:
+    """How the released code stores the base prompt in its history, where ours is the one it starts
+    from (its first meta-prompt then shows its own spelling of it); otherwise None (ours, as is)."""
+    return wording.base_shown if to_display(template) == wording.base_prompt else None

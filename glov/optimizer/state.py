@@ -8,8 +8,15 @@ from dataclasses import asdict, dataclass
 @dataclass(frozen=True)
 class Candidate:
     template: str
-    accuracy: float  # 1-shot train top-1, %
+    accuracy: float  # 1-shot train top-1, %, at full precision (the official meta-prompt prints it so)
     step: int
+    shown: str | None = None  # how the LLM sees it, where that is not the template with {} as <category> (official protocol)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        if self.shown is None:
+            del d["shown"]  # step files of runs that never set it stay as they were
+        return d
 
 
 @dataclass(frozen=True)
@@ -29,7 +36,10 @@ class State:
     failures: int = 0  # candidates that could not be parsed, over the whole run
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        d["history"] = [c.to_dict() for c in self.history]
+        d["best"] = self.best.to_dict()
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "State":
