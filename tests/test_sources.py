@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from glov.data import DataError
+from glov.data import debian as D
 from glov.data import sources as S
 
 from conftest import REPO, needs_sources
@@ -103,9 +104,9 @@ def test_missing_debian_source_names_the_fix(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="missing openclipart-png: run `glov fetch-data`.*apt-get install openclipart-png"):
         S.debian_dirs("clipart", tmp_path)
     monkeypatch.undo()
-    monkeypatch.setattr(S.shutil, "which", lambda _: None)
+    monkeypatch.setattr(D.shutil, "which", lambda _: None)
     with pytest.raises(DataError, match=r"needs apt-get .* run `glov fetch-data --from <that file or its folder>`"):
-        S.fetch_debian(S.DEBIAN["openclipart-png"], tmp_path)
+        D.fetch_debian(D.DEBIAN["openclipart-png"], tmp_path)
 
 
 def _ar(members: dict[str, bytes]) -> bytes:
@@ -136,36 +137,36 @@ def _fake_package(tmp_path):
     deb = tmp_path / "debs/tiny-data_1.0-1_all.deb"
     deb.parent.mkdir()
     deb.write_bytes(_ar({"debian-binary": b"2.0\n", "control.tar.xz": b"", "data.tar.xz": buf.getvalue()}))
-    package = S.DebianPackage("tiny-data", "1.0-1", hashlib.sha256(deb.read_bytes()).hexdigest(), "usr/share/datasets/tiny",
-                              S.tree_digest(data))
+    package = D.DebianPackage("tiny-data", "1.0-1", hashlib.sha256(deb.read_bytes()).hexdigest(), "usr/share/datasets/tiny",
+                              D.tree_digest(data))
     return package, deb, data
 
 
 @pytest.mark.parametrize("route", ["deb", "folder of debs", "data folder", "unpacked package", "sources of another machine"])
 def test_fetch_from_a_given_deb_or_folder_needs_no_apt(tmp_path, monkeypatch, route):
     package, deb, data = _fake_package(tmp_path)
-    monkeypatch.setattr(S.shutil, "which", lambda _: None)  # no apt-get, no dpkg-deb
+    monkeypatch.setattr(D.shutil, "which", lambda _: None)  # no apt-get, no dpkg-deb
     other = tmp_path / "other_machine/resources/sources"
     if route == "sources of another machine":
-        S.fetch_debian(package, other, [deb])
+        D.fetch_debian(package, other, [deb])
     given = {"deb": deb, "folder of debs": deb.parent, "data folder": data, "unpacked package": tmp_path / "tree",
              "sources of another machine": other}[route]
-    out = S.fetch_debian(package, tmp_path / "sources", [tmp_path / "unrelated", given])
+    out = D.fetch_debian(package, tmp_path / "sources", [tmp_path / "unrelated", given])
     assert out == tmp_path / "sources/tiny-data/usr/share/datasets/tiny"
-    assert S.tree_digest(out) == package.tree_sha256 and (out / "a/link.txt").read_text() == "y"
+    assert D.tree_digest(out) == package.tree_sha256 and (out / "a/link.txt").read_text() == "y"
     assert not (tmp_path / "sources/tiny-data/usr/share/doc").exists()  # only the data dir is unpacked
-    assert S.fetch_debian(package, tmp_path / "sources") == out  # already there: nothing to give, nothing fetched
+    assert D.fetch_debian(package, tmp_path / "sources") == out  # already there: nothing to give, nothing fetched
 
 
 def test_fetch_refuses_another_build_or_an_incomplete_copy(tmp_path, monkeypatch):
     package, deb, data = _fake_package(tmp_path)
-    monkeypatch.setattr(S.shutil, "which", lambda _: None)
+    monkeypatch.setattr(D.shutil, "which", lambda _: None)
     (data / "y.txt").write_text("changed")
     with pytest.raises(DataError, match="does not hold tiny-data 1.0-1: its files hash to"):
-        S.fetch_debian(package, tmp_path / "sources", [data])
+        D.fetch_debian(package, tmp_path / "sources", [data])
     deb.write_bytes(deb.read_bytes() + b"\n")
     with pytest.raises(DataError, match="expected " + package.sha256):
-        S.fetch_debian(package, tmp_path / "sources", [deb])
+        D.fetch_debian(package, tmp_path / "sources", [deb])
     assert not (tmp_path / "sources/tiny-data").exists() and not list((tmp_path / "sources").iterdir())  # nothing half-made
 
 
@@ -173,8 +174,8 @@ def test_fetch_refuses_another_build_or_an_incomplete_copy(tmp_path, monkeypatch
 def test_our_deb_unpacking_equals_dpkg_deb(tmp_path):
     package, deb, data = _fake_package(tmp_path)
     subprocess.run(["dpkg-deb", "-x", str(deb), str(tmp_path / "dpkg")], check=True)
-    S.unpack_deb(deb, package, tmp_path / "ours")
-    assert S.tree_digest(tmp_path / "ours" / package.data_dir) == S.tree_digest(tmp_path / "dpkg" / package.data_dir)
+    D.unpack_deb(deb, package, tmp_path / "ours")
+    assert D.tree_digest(tmp_path / "ours" / package.data_dir) == D.tree_digest(tmp_path / "dpkg" / package.data_dir)
 
 
 @needs_sources
@@ -183,4 +184,4 @@ def test_fetch_data_from_another_machines_sources_checks_the_pinned_trees(tmp_pa
     from glov.cli import main
 
     assert main(["fetch-data", "--dest", str(tmp_path), "--from", str(REPO / "resources/sources")]) == 0
-    assert capsys.readouterr().out.count("ok: ") == len(S.DEBIAN)
+    assert capsys.readouterr().out.count("ok: ") == len(D.DEBIAN)
