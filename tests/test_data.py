@@ -66,6 +66,32 @@ def test_coop_json_layout(tmp_path):
     assert all(p.startswith("img_test") for p, _ in m["splits"]["test"])
 
 
+def test_class_names_that_clash_after_normalisation_are_refused_naming_the_folders(tmp_path):
+    """Issue 29.4: `bear_` and `bear ` both became `bear`; the second class could never be predicted."""
+    root = write_imagefolder(tmp_path / "toy", {"bear_": 3, "bear ": 3, "a_b c": 3, "__": 3})
+    with pytest.raises(DataError) as err:
+        manifest_for(root, val_per_class=1, test_per_class=1)
+    message = str(err.value)
+    assert message.startswith(f"image folder {root}: ")
+    assert "'bear ' and 'bear_' both become the class name 'bear'" in message
+    assert "'__' becomes an empty class name" in message and "a_b c" not in message
+    assert "Fix: rename one folder of each pair" in message
+    (root / "__").rename(root / "b_e_a_r")
+    (root / "bear ").rename(root / "black_bear")
+    assert manifest_for(root, val_per_class=1, test_per_class=1)["classnames"] == ["a b c", "b e a r", "bear", "black bear"]
+
+
+def test_coop_split_file_with_two_labels_of_one_class_name_is_refused(tmp_path):
+    root = tmp_path / "oxford_pets"
+    write_imagefolder(root / "images", {"x": 1})
+    names = ["basset_hound", "basset hound"]
+    split = {s: [[f"img_{s}_{i}_{c}.jpg", c, names[c]] for c in (0, 1) for i in range(3)] for s in ("train", "val", "test")}
+    (root / "split_zhou_OxfordPets.json").write_text(json.dumps(split))
+    with pytest.raises(DataError, match=r"split_zhou_OxfordPets.json: 'basset_hound' and 'basset hound' both become the class "
+                                        r"name 'basset hound'. Fix: give each label its own class name"):
+        prepare("oxford_pets", tmp_path, 2, 1, None, 0)
+
+
 def test_registry_lists_paper_datasets_and_names_unknown():
     assert {"imagenet", "eurosat", "dtd", "oxford_pets", "animal_mnist", "resisc45"} <= set(list_datasets())
     assert len(list_datasets()) == 20  # the paper's 16 and the four lab tasks
