@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import gzip
+import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -200,6 +202,37 @@ def test_fetch_refuses_another_build_or_an_incomplete_copy(tmp_path, monkeypatch
     with pytest.raises(DataError, match="expected " + package.sha256):
         D.fetch_debian(package, tmp_path / "sources", [deb])
     assert not (tmp_path / "sources/tiny-data").exists() and not list((tmp_path / "sources").iterdir())  # nothing half-made
+
+
+@pytest.mark.parametrize("link, target", [("a/root", "/"), ("a/x.bin", "OUTSIDE"), ("a/up", "../../.."), ("a/gone", "missing.txt")])
+def test_fetch_from_a_folder_refuses_links_that_leave_it(tmp_path, monkeypatch, link, target):
+    """Issue 29.10: a link to / was kept and not hashed (the check passed); a link to a file outside
+    with the right content passed too. Only links to files inside the data are accepted."""
+    package, deb, data = _fake_package(tmp_path)
+    monkeypatch.setattr(D.shutil, "which", lambda _: None)
+    outside = tmp_path / "outside.bin"
+    outside.write_bytes(b"x" * 101)  # what a/x.bin holds: the content check alone cannot tell
+    (data / link).unlink(missing_ok=True)
+    (data / link).symlink_to(str(outside) if target == "OUTSIDE" else target)
+    shown = str(outside) if target == "OUTSIDE" else target
+    with pytest.raises(DataError, match=re.escape(f"{data / link} is a symbolic link to {shown!r}, which is not a file inside {data}")):
+        D.tree_digest(data)
+    with pytest.raises(DataError, match=re.escape(f"is a symbolic link to {shown!r}, which is not a file inside")):
+        D.fetch_debian(package, tmp_path / "sources", [data])
+    assert not list((tmp_path / "sources").iterdir())  # nothing kept
+    assert D.fetch_debian(package, tmp_path / "sources", [deb]).is_dir()  # the package itself is fine
+
+
+def test_links_inside_count_as_their_files():
+    """The pinned openclipart tree holds 1,221 relative links between its own files: hashed as the
+    files they point to, so a copy that replaced them by files (scp -r) still matches its pin."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        package, deb, data = _fake_package(Path(tmp))
+        copy = Path(tmp) / "copy"
+        shutil.copytree(data, copy, symlinks=False)
+        assert not (copy / "a/link.txt").is_symlink() and D.tree_digest(copy) == D.tree_digest(data) == package.tree_sha256
 
 
 @pytest.mark.skipif(not shutil.which("dpkg-deb"), reason="dpkg-deb (Debian) compares our unpacking with its own")

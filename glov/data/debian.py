@@ -147,11 +147,35 @@ DEBIAN = {p.name: p for p in (  # every pinned package, by name
 
 
 def tree_digest(folder: Path) -> str:
-    """sha256 over every file's path and content (symlinks followed): equal trees, equal digests."""
+    """sha256 over every file's path and content: equal trees, equal digests. A symbolic link counts
+    as the file it points to (so a copy that replaced links by files hashes the same) and must point
+    to a file inside ``folder`` (:func:`check_link`): the digest never reads outside the folder, and
+    a tree with a link to / or to a folder cannot match a pin."""
     h = hashlib.sha256()
-    for p in sorted(x for x in folder.rglob("*") if x.is_file()):
-        h.update(f"{p.relative_to(folder).as_posix()}\t{file_digest(p)}\n".encode())
+    for p in sorted(folder.rglob("*")):
+        if p.is_symlink():
+            check_link(p, folder)
+        if p.is_file():
+            h.update(f"{p.relative_to(folder).as_posix()}\t{file_digest(p)}\n".encode())
     return h.hexdigest()
+
+
+def check_link(link: Path, folder: Path) -> None:
+    """Refuse a symbolic link unless its text is relative, stays inside ``folder`` wherever the folder
+    is moved, and it ends at a regular file inside it (as in the pinned packages: openclipart's
+    duplicates). Anything else would let data from outside pass as the package's."""
+    target = os.readlink(link)
+    lexical = Path(os.path.normpath(Path(link.parent.relative_to(folder), target)))
+    try:
+        resolved = link.resolve(strict=True)
+        inside = resolved.is_relative_to(folder.resolve()) and resolved.is_file()
+    except (OSError, RuntimeError):  # dangling, or a loop
+        inside = False
+    if os.path.isabs(target) or lexical.parts[:1] == ("..",) or not inside:
+        raise DataError(
+            f"{link} is a symbolic link to {target!r}, which is not a file inside {folder}: the pinned packages hold no "
+            "such link. Remove it (or copy the folder again from an unpacked package), or pass the package's .deb"
+        )
 
 
 def deb_members(deb: Path) -> dict[str, bytes]:
