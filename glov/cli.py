@@ -103,7 +103,7 @@ def _fetch_data(args: argparse.Namespace) -> int:
     """Part of the install: the Debian-packaged images the lab VLM and lab tasks are built from."""
     from pathlib import Path
 
-    from glov.data.sources import fetch_all
+    from glov.data.debian import fetch_all
 
     for folder in fetch_all(Path(args.dest), [Path(p) for p in args.given]):
         print(f"ok: {folder}")

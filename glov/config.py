@@ -256,6 +256,10 @@ def _fill_defaults(node_schema: dict, instance: Any) -> Any:
 
 def _key_path(error: jsonschema.ValidationError) -> str:
     parts = [str(p) for p in error.absolute_path]
+    if "propertyNames" in error.schema_path:  # a key's own name is refused: name that key (quoted: it may be "" or "..")
+        parts[-1:] = [f"{parts[-1] if parts else ''}[{error.instance!r}]"]
+    if error.validator == "pattern" and "title" in error.schema:  # a named rule: say it in words, not as a regex
+        return f"{'.'.join(parts)}: {error.instance!r} is not a valid {error.schema['title']}: {error.schema.get('description', '')}"
     if error.validator == "additionalProperties":
         extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
         allowed = ", ".join(sorted(error.schema.get("properties", {})))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import json
+import reprlib
 from pathlib import Path
 
 RELEASED_COMMIT = "356981fec027eee06370a633e72461ce1ae1c059"  # jmiemirza/GLOV, the version these notes were checked against
@@ -52,18 +53,31 @@ def parse_released(source: str) -> dict[str, dict[str, dict[str, list[str]]]]:
             continue
         if node.targets[0].id not in _DICTS:
             continue
-        method, llava = _DICTS[node.targets[0].id]
+        var = node.targets[0].id
+        method, llava = _DICTS[var]
         try:
             table = ast.literal_eval(node.value)
-        except ValueError:
-            raise ReleasedError(f"{node.targets[0].id} in the released prompts file is not a literal") from None
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError) as exc:  # TypeError: {[1]: 2}
+            raise ReleasedError(f"{var} in the released prompts file is not a literal ({exc}); download the file again") from None
+        if not isinstance(table, dict):
+            raise ReleasedError(f"{var} in the released prompts file is a {type(table).__name__}, not a dict "
+                                "{dataset name: prompts}; download the file again")
         for name, prompts in table.items():
             if name in OFFICIAL_NAMES:
-                prompts = [prompts] if isinstance(prompts, str) else list(prompts)
-                out["llava" if llava else "clip"].setdefault(OFFICIAL_NAMES[name], {})[method] = prompts
+                out["llava" if llava else "clip"].setdefault(OFFICIAL_NAMES[name], {})[method] = _prompt_list(var, name, prompts)
     if not out["clip"]:
         raise ReleasedError("no released CLIP templates found in the file; is it utils/discovered_prompts.py of jmiemirza/GLOV?")
     return out
+
+
+def _prompt_list(var: str, dataset: str, prompts: object) -> list[str]:
+    """A dataset's entry as a list of prompts: a string (a LLaVA prompt) or a list/tuple of strings."""
+    if isinstance(prompts, str):
+        return [prompts]
+    if isinstance(prompts, (list, tuple)) and prompts and all(isinstance(p, str) for p in prompts):
+        return list(prompts)
+    raise ReleasedError(f"{var}[{dataset!r}] in the released prompts file is {reprlib.repr(prompts)}, not a prompt string or a "
+                        "non-empty list of them; download the file again")
 
 
 def fetch_released(dest: str | Path = RELEASED_PATH, source: str | Path | None = None, commit: str = RELEASED_COMMIT) -> Path:

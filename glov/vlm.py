@@ -123,7 +123,7 @@ def open_image(path: Path) -> Image.Image:
             return im.convert("RGB")
     except FileNotFoundError:
         raise DataError(f"image {path} is missing; restore it, or run snakemake again: prep_dataset lists a folder again when its files change") from None
-    except (UnidentifiedImageError, OSError) as exc:
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
         raise DataError(f"image {path} is corrupt or not an image ({exc}); replace or delete it, then run snakemake again (prep_dataset lists the folder again)") from None
 
 

@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _sources_fetched() -> bool:
-    from glov.data.sources import DEBIAN
+    from glov.data.debian import DEBIAN
 
     return all((REPO / "resources/sources" / p.name / p.data_dir).is_dir() for p in DEBIAN.values())
 

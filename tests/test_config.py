@@ -1,4 +1,7 @@
+import re
+
 import pytest
+import yaml
 
 from glov import config as C
 from glov.jobs.common import check
@@ -73,6 +76,33 @@ def test_cli_validate_prints_error_without_traceback(tmp_path, capsys):
     assert main(["validate", "--params", str(f)]) == 1
     err = capsys.readouterr().err
     assert "optimizer.steps" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("name", [".", "..", "", ".hidden", "a/b", "../x", "a\\b", "/abs"])
+def test_dataset_names_that_are_not_plain_folder_names_are_refused(name, tmp_path, capsys):
+    """Issue 29.10: `.` and `..` were accepted; a dataset's name becomes a folder under results/."""
+    rule = "is not a valid dataset name: use letters, digits, '_', '-' and '.', not starting with '.'"
+    with pytest.raises(C.ConfigError, match=r"data\.datasets\.0: " + re.escape(f"{name!r} {rule}")):
+        C.from_dict({"data": {"datasets": [name]}})
+    custom = {name: {"layout": "imagefolder", "path": str(tmp_path), "description": "mine"}}
+    with pytest.raises(C.ConfigError, match=re.escape(f"data.custom[{name!r}]: {name!r} {rule}")):
+        C.from_dict({"data": {"datasets": ["animal_mnist"], "custom": custom}})
+    from glov.cli import main
+
+    f = tmp_path / "p.yaml"
+    f.write_text(yaml.safe_dump({"data": {"datasets": [name], "custom": custom}}))
+    assert main(["validate", "--params", str(f)]) == 1
+    err = capsys.readouterr().err
+    assert f"data.custom[{name!r}]: " in err and "data.datasets.0: " in err and "Traceback" not in err
+
+
+def test_plain_dataset_names_pass_and_the_workflow_wildcard_matches_the_schema():
+    from conftest import REPO
+
+    custom = {n: {"layout": "imagefolder", "path": "/data", "description": "mine"} for n in ("my_birds", "birds.v2", "_x", "2-a")}
+    assert C.from_dict({"data": {"datasets": list(custom), "custom": custom}}).data.datasets == tuple(custom)
+    pattern = C.schema()["$defs"]["dataset_name"]["pattern"]
+    assert f'dataset="{pattern.strip("^$")}"' in (REPO / "workflow/rules/common.smk").read_text()
 
 
 def test_canonical_params_ignore_key_order():

@@ -66,6 +66,32 @@ def test_coop_json_layout(tmp_path):
     assert all(p.startswith("img_test") for p, _ in m["splits"]["test"])
 
 
+def test_class_names_that_clash_after_normalisation_are_refused_naming_the_folders(tmp_path):
+    """Issue 29.4: `bear_` and `bear ` both became `bear`; the second class could never be predicted."""
+    root = write_imagefolder(tmp_path / "toy", {"bear_": 3, "bear ": 3, "a_b c": 3, "__": 3})
+    with pytest.raises(DataError) as err:
+        manifest_for(root, val_per_class=1, test_per_class=1)
+    message = str(err.value)
+    assert message.startswith(f"image folder {root}: ")
+    assert "'bear ' and 'bear_' both become the class name 'bear'" in message
+    assert "'__' becomes an empty class name" in message and "a_b c" not in message
+    assert "Fix: rename one folder of each pair" in message
+    (root / "__").rename(root / "b_e_a_r")
+    (root / "bear ").rename(root / "black_bear")
+    assert manifest_for(root, val_per_class=1, test_per_class=1)["classnames"] == ["a b c", "b e a r", "bear", "black bear"]
+
+
+def test_coop_split_file_with_two_labels_of_one_class_name_is_refused(tmp_path):
+    root = tmp_path / "oxford_pets"
+    write_imagefolder(root / "images", {"x": 1})
+    names = ["basset_hound", "basset hound"]
+    split = {s: [[f"img_{s}_{i}_{c}.jpg", c, names[c]] for c in (0, 1) for i in range(3)] for s in ("train", "val", "test")}
+    (root / "split_zhou_OxfordPets.json").write_text(json.dumps(split))
+    with pytest.raises(DataError, match=r"split_zhou_OxfordPets.json: 'basset_hound' and 'basset hound' both become the class "
+                                        r"name 'basset hound'. Fix: give each label its own class name"):
+        prepare("oxford_pets", tmp_path, 2, 1, None, 0)
+
+
 def test_registry_lists_paper_datasets_and_names_unknown():
     assert {"imagenet", "eurosat", "dtd", "oxford_pets", "animal_mnist", "resisc45"} <= set(list_datasets())
     assert len(list_datasets()) == 20  # the paper's 16 and the four lab tasks
@@ -149,3 +175,38 @@ def test_prep_names_every_unreadable_image_at_once_and_the_listing_tracks_the_fo
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert sum(len(v) for v in manifest["splits"].values()) == 6
     assert listing_digest(get_dataset_spec("animal_mnist"), ".") == ""  # bundled: written by the workflow itself
+
+
+def _png_header(path, width: int, height: int) -> None:
+    """A PNG that declares ``width`` x ``height`` grey pixels (its header only): what a decompression bomb shows PIL."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)) + chunk(b"IEND", b""))
+
+
+def test_a_decompression_bomb_is_named_in_the_unreadable_images_report(tmp_path):
+    """Issue 29.10: PIL's DecompressionBombError (a plain Exception) escaped the report. It is reported
+    with the other bad images; PIL's limit itself is kept."""
+    from PIL import Image
+
+    from glov.data.integrity import check_manifest_images
+
+    root = write_imagefolder(tmp_path / "pets", {"cat": 3, "dog": 3})
+    _png_header(root / "cat/001.png", 30_000, 30_000)  # 9e8 pixels: over twice PIL's limit
+    (root / "dog/002.png").write_bytes(b"not a png at all")
+    m = manifest_for(root, val_per_class=1, test_per_class=1)
+    with pytest.raises(DataError) as err:
+        check_manifest_images(m, relists=True, threads=2)
+    message = str(err.value)
+    assert "2 of the 6 images of dataset 'toy' cannot be read" in message
+    assert f"{root / 'cat/001.png'}: DecompressionBombError: Image size (900000000 pixels) exceeds limit" in message
+    assert f"{root / 'dog/002.png'}: " in message
+    assert Image.MAX_IMAGE_PIXELS == 89_478_485  # not switched off
+    from glov.vlm import open_image
+
+    with pytest.raises(DataError, match=f"image {root / 'cat/001.png'} is corrupt or not an image .*decompression bomb"):
+        open_image(root / "cat/001.png")  # embedding, should an image change after prep

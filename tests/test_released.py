@@ -41,6 +41,19 @@ def test_the_released_file_is_parsed_as_data_not_run(tmp_path, capfd):
         parse_released("lov_templates_clip = dict(a=1)")
 
 
+@pytest.mark.parametrize("literal, message", [
+    ("{[1]: 2}", r"lov_templates_clip in the released prompts file is not a literal \(unhashable type: 'list'\)"),
+    ("[1]", r"lov_templates_clip in the released prompts file is a list, not a dict \{dataset name: prompts\}"),
+    ("{'EuroSAT': 3}", r"lov_templates_clip\['EuroSAT'\] in the released prompts file is 3, not a prompt string"),
+    ("{'EuroSAT': ['a {}.', 7]}", r"lov_templates_clip\['EuroSAT'\] .* is \['a \{\}.', 7\], not a prompt string"),
+    ("{'EuroSAT': []}", r"lov_templates_clip\['EuroSAT'\] .* is \[\], not a prompt string or a non-empty list"),
+])
+def test_a_malformed_released_literal_is_a_released_error_naming_the_variable(literal, message):
+    """Issue 29.10: these raised TypeError or AttributeError; ``glov fetch-released`` prints a ReleasedError."""
+    with pytest.raises(ReleasedError, match=message):
+        parse_released(FIXTURE + f"lov_templates_clip = {literal}\n")
+
+
 def test_fetch_released_from_a_file_and_the_prompts_of_a_dataset(tmp_path):
     source = tmp_path / "discovered_prompts.py"
     source.write_text(FIXTURE)

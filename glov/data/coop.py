@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from glov.data import DataError, DatasetSpec, register_layout
+from glov.data import DataError, DatasetSpec, check_unique_classnames, normalise_classname, register_layout
 from glov.data.splits import Item, LabelledPools
 
 
@@ -27,16 +27,19 @@ def load_coop_json(spec: DatasetSpec, location: Path) -> LabelledPools:
     split_path = _require(location / spec.split_file, spec)
     try:
         raw = json.loads(split_path.read_text())
-        names: dict[int, str] = {}
+        names: dict[int, str] = {}  # as the file gives them
         pools: dict[str, list[Item]] = {}
         for split in ("train", "val", "test"):
             pools[split] = []
             for path, label, classname in raw[split]:
-                names[int(label)] = classname.replace("_", " ")
+                names[int(label)] = classname
                 pools[split].append((path, int(label)))
-    except (KeyError, ValueError, TypeError) as exc:
+        raw_names = [names[i] for i in range(len(names))]
+        classnames = [normalise_classname(n) for n in raw_names]
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:
         raise DataError(f"{split_path} is not a CoOp split file ({exc}); download it again") from None
-    classnames = [names[i] for i in range(len(names))]
+    check_unique_classnames(raw_names, classnames, f"split file {split_path}",
+                            "give each label its own class name in the split file, or download it again")
     image_root = _require(location / spec.image_dir, spec)
     return LabelledPools(classnames, image_root, pools["train"], pools["val"], pools["test"])
 

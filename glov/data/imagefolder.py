@@ -4,14 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from glov.data import DataError, DatasetSpec, register_layout
+from glov.data import DataError, DatasetSpec, check_unique_classnames, normalise_classname, register_layout
 from glov.data.splits import LabelledPools
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
-
-
-def classname_from_folder(folder: str) -> str:
-    return folder.replace("_", " ").strip()
 
 
 def class_folders(location: Path) -> list[Path]:
@@ -27,10 +23,14 @@ def load_imagefolder(spec: DatasetSpec, location: Path) -> LabelledPools:
     folders = class_folders(location)
     if not folders:
         raise DataError(f"{location} holds no class folders; expected {location}/<class name>/*.jpg|png")
+    classnames = [normalise_classname(f.name) for f in folders]
+    check_unique_classnames([f.name for f in folders], classnames, f"image folder {location}",
+                            "rename one folder of each pair so that every class has its own name ('_' reads as a space, "
+                            "spaces at either end are dropped), then run snakemake again")
     items = []
     for label, folder in enumerate(folders):
         images = class_images(folder)
         if not images:
             raise DataError(f"class folder {folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}); add some or remove it")
         items += [(str(p.relative_to(location)), label) for p in images]
-    return LabelledPools([classname_from_folder(f.name) for f in folders], location, items)
+    return LabelledPools(classnames, location, items)

@@ -49,6 +49,8 @@ def decode_error(path: Path) -> str | None:
         return "missing"
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         return str(exc) or type(exc).__name__
+    except Exception as exc:  # noqa: BLE001 - PIL's DecompressionBombError, and plugins' own errors (struct.error, ...): still a bad image
+        return f"{type(exc).__name__}: {exc}"
 
 
 def unreadable_images(paths: Sequence[Path], threads: int = 4) -> list[tuple[Path, str]]:

@@ -50,7 +50,7 @@ BUNDLED = {
 
 
 wildcard_constraints:
-    dataset="[A-Za-z0-9_.-]+",
+    dataset="[A-Za-z0-9_-][A-Za-z0-9_.-]*",  # as the schema's dataset_name: never ".", ".." or hidden
     split="train|val|test",
     split_seed=r"\d+",
     variant="|".join(VARIANTS) or "^$",
