@@ -45,10 +45,18 @@ def own_data(variant: str, run_protocol: Mapping[str, str]) -> bool:
     return departures(variant_protocol(variant), "prep_dataset") != departures(run_protocol, "prep_dataset")
 
 
+def own_embeddings(variant: str, run_protocol: Mapping[str, str]) -> bool:
+    """Whether a variant embeds its images itself: other splits, or other switches of rule
+    embed_images (precision); else it reads the run's caches."""
+    return own_data(variant, run_protocol) or departures(variant_protocol(variant), "embed_images") != departures(run_protocol, "embed_images")
+
+
 def shares_chains(variant: str, run_protocol: Mapping[str, str]) -> bool:
-    """Whether a variant's chains are the run's own (same data and the same switches of glov_steps:
-    clean, or final_set alone, in a clean run): it then scores those instead of running them again."""
-    return not own_data(variant, run_protocol) and departures(variant_protocol(variant), "glov_steps") == departures(run_protocol, "glov_steps")
+    """Whether a variant's chains are the run's own (same data and embeddings, and the same switches
+    of glov_steps: clean, or final_set alone, in a clean run): it then scores those instead of
+    running them again."""
+    return (not own_embeddings(variant, run_protocol)
+            and departures(variant_protocol(variant), "glov_steps") == departures(run_protocol, "glov_steps"))
 
 
 def bootstrap_difference(runs: Sequence[tuple[str, str, bool]], resamples: int, seed: int) -> tuple[float, float, float]:

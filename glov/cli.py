@@ -99,6 +99,14 @@ def _fetch_released(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fetch_official(args: argparse.Namespace) -> int:
+    """The released code's source files the official protocol reads its wording from (as data)."""
+    from glov.official import OFFICIAL_DIR, fetch_official
+
+    print(f"ok: {fetch_official(args.dest or OFFICIAL_DIR, args.given)}")
+    return 0
+
+
 def _fetch_data(args: argparse.Namespace) -> int:
     """Part of the install: the Debian-packaged images the lab VLM and lab tasks are built from."""
     from pathlib import Path
@@ -130,6 +138,12 @@ def main(argv: list[str] | None = None) -> int:
     released.add_argument("--from", dest="given", default=None, metavar="FILE",
                           help="no download: a copy of utils/discovered_prompts.py from github.com/jmiemirza/GLOV")
     released.set_defaults(fn=_fetch_released)
+    official = sub.add_parser("fetch-official", help="the released GLOV code's wording for protocol.meta_prompt / llava_prompt: "
+                                                    "official (5 pinned files, sha256-checked, read as data; needs the internet once)")
+    official.add_argument("--dest", default=None, help="where the files are kept (default: resources/official)")
+    official.add_argument("--from", dest="given", default=None, metavar="PATH",
+                          help="no download: a clone of github.com/jmiemirza/GLOV (checked out at the pinned commit)")
+    official.set_defaults(fn=_fetch_official)
     diff = sub.add_parser("diff", help="accuracy and params differences between two runs")
     for name in ("a", "b"):
         diff.add_argument(name, help="a results directory, a git revision or a DVC experiment name")

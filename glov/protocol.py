@@ -134,10 +134,11 @@ SWITCHES: dict[str, Switch] = {
         "beyond that whatever its introsort gives); p+ is the first of the best in that order, p- the last below it",
     ),
     "precision": Switch(
-        (23,), ("embed_images", "glov_steps", "score", "baselines", "describe_classes", "train_llamp", "oracle"),
-        "the LLM in llm.dtype (bfloat16 in the paper configs), the VLM in vlm.dtype (float32)",
-        "the LLM in float16; a CLIP-style VLM's weights converted to float16 as the released code runs CLIP (an "
-        "answering VLM in float16)",
+        (23,), ("embed_images", "glov_steps", "score", "baselines", "describe_classes", "oracle"),
+        "the LLM in llm.dtype (bfloat16 in the paper configs), a dual encoder in float32, an answering VLM in vlm.dtype",
+        "the LLM in float16; a CLIP-style VLM converted to float16 as the released code runs CLIP (its features "
+        "normalised in float16, compared in float32); an answering VLM in float16. LLaMP's training (not in the "
+        "released code) keeps llm.dtype",
     ),
 }
 

@@ -46,13 +46,16 @@ def cut_trailing_padding(tokens: torch.Tensor, pad_id: int | None) -> torch.Tens
 
 
 class VLM:
-    """A loaded dual encoder with a per-text embedding cache (a seen template costs nothing)."""
+    """A loaded dual encoder with a per-text embedding cache (a seen template costs nothing).
+    Embeddings are normalised in the towers' own precision (float16 where the model was converted,
+    as the released code normalises CLIP's features) and returned in float32."""
 
     def __init__(self, model: torch.nn.Module, preprocess: Callable, tokenizer: Callable, device: str = "cpu"):
         self.model = model.eval()
         self.preprocess = preprocess
         self.tokenizer = tokenizer
         self.device = device
+        self.dtype = _input_dtype(self.model)
         self._text_cache: dict[str, torch.Tensor] = {}
         self._pad_id = droppable_pad_id(self.model)
 
@@ -65,7 +68,7 @@ class VLM:
 
     @torch.inference_mode()
     def encode_images(self, pixels: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.model.encode_image(pixels.to(self.device)).float(), dim=-1).cpu()
+        return F.normalize(self.model.encode_image(pixels.to(self.device, self.dtype)), dim=-1).float().cpu()
 
     @torch.inference_mode()
     def encode_texts(self, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
@@ -73,13 +76,23 @@ class VLM:
         for i in range(0, len(todo), batch_size):
             chunk = todo[i : i + batch_size]
             tokens = cut_trailing_padding(self.tokenizer(chunk), self._pad_id)
-            emb = self.model.encode_text(tokens.to(self.device)).float()
-            for text, e in zip(chunk, F.normalize(emb, dim=-1).cpu()):
+            emb = F.normalize(self.model.encode_text(tokens.to(self.device)), dim=-1).float()
+            for text, e in zip(chunk, emb.cpu()):
                 self._text_cache[text] = e
         return torch.stack([self._text_cache[t] for t in texts])
 
 
-def load_vlm(spec: VLMSpec, device: str = "cpu") -> VLM:
+def _input_dtype(model: torch.nn.Module) -> torch.dtype:
+    """What the image tower takes: the dtype of its first convolution or linear layer (float16 once
+    converted; embeddings and layer norms may stay float32)."""
+    layers = (m for m in getattr(model, "visual", torch.nn.Module()).modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)))
+    return next((m.weight.dtype for m in layers), torch.float32)
+
+
+def load_vlm(spec: VLMSpec, device: str = "cpu", dtype: str = "float32") -> VLM:
+    """A dual encoder; ``dtype="float16"`` converts it as the released code runs CLIP (OFFICIAL.md row
+    23): open_clip's float16 conversion, which keeps layer norms in float32 like OpenAI's, and a
+    Hugging Face text tower (which cannot mix precisions) converted whole."""
     import open_clip
 
     if spec.arch.startswith(LOCAL_DIR):
@@ -93,8 +106,10 @@ def load_vlm(spec: VLMSpec, device: str = "cpu") -> VLM:
             raise VLMError(f"no open_clip model at {folder}: {fix}")
     try:
         model, _, preprocess = open_clip.create_model_and_transforms(
-            spec.arch, pretrained=spec.pretrained, device=device, pretrained_text=False
+            spec.arch, pretrained=spec.pretrained, device=device, pretrained_text=False, precision="fp16" if dtype == "float16" else "fp32"
         )
+        if dtype == "float16" and type(getattr(model, "text", None)).__name__ == "HFTextEncoder":
+            model.text.half()
         tokenizer = open_clip.get_tokenizer(spec.arch)
     except (RuntimeError, FileNotFoundError, ValueError) as exc:
         raise VLMError(

@@ -127,25 +127,28 @@ def test_methods_that_need_text_embeddings_are_refused_for_an_answering_vlm(tiny
         check(params)
 
 
-def test_the_official_llava_prompt_details(tiny_llava_dir, monkeypatch):
-    """Row 18: the released base prompt, '?' appended to every question, 50 greedy answer tokens, and
-    candidate prompts of any length."""
+def test_the_official_llava_prompt_details(tiny_llava_dir, monkeypatch, official_fixture):
+    """Row 18: the released base prompt (read from its main_llava.py: here our fixture of it), double
+    quotes removed and '?' appended to every question, 50 greedy answer tokens, and candidate
+    prompts of any length."""
     from glov import config as C
     from glov.jobs.common import base_prompt
     from glov.jobs.embed import Scorer
-    from glov.protocol import LLAVA_NEW_TOKENS, OFFICIAL_BASE_PROMPT
+    from glov.official import LLAVA, wording
+    from glov.protocol import LLAVA_NEW_TOKENS
 
     vlm = {"name": "tiny-llava", "path": str(tiny_llava_dir)}
     clean = C.from_dict({"vlm": vlm})
     official = C.from_dict({"vlm": vlm, "protocol": {"llava_prompt": "official"}})
-    assert (base_prompt(clean), base_prompt(official)) == (clean.optimizer.base_prompt, OFFICIAL_BASE_PROMPT)
+    assert (base_prompt(clean), base_prompt(official)) == (clean.optimizer.base_prompt, wording(LLAVA).base_shown)
+    assert base_prompt(official).startswith("Fixture base question")
     manifest = {"classnames": ["a", "b"], "image_root": ".", "splits": {}}
     loaded = {name: Scorer(params, manifest).vlm for name, params in (("clean", clean), ("official", official))}
     assert (loaded["clean"].max_new_tokens, loaded["official"].max_new_tokens) == (clean.vlm.max_new_tokens, LLAVA_NEW_TOKENS)
     seen = []
     processor = loaded["official"].processor
     monkeypatch.setattr(processor, "apply_chat_template", lambda chat, **kw: seen.append(chat[0]["content"][1]["text"]) or "x")
-    assert loaded["official"].answer([], "What is it") == [] and seen == ["What is it?"]  # the chat is built before any image
+    assert loaded["official"].answer([], 'What is "it"') == [] and seen == ["What is it?"]  # the chat is built before any image
     long = "Look at the image carefully and " * 10 + "name the object"
     assert parse_question(long).template is None and parse_question(long, None).template == long
     from glov.jobs.optimize import step_config

@@ -3,6 +3,8 @@ config/paper.yaml, clean again with config/paper_clean.yaml, and each reaching t
 The official behaviour of each switch is pinned where it lives (steering: tests/test_official_steering.py)."""
 
 import re
+
+import numpy as np
 from pathlib import Path
 
 import pytest
@@ -136,9 +138,11 @@ def test_the_official_loader_and_val_split_on_a_hand_built_folder(tmp_path, monk
         assert sizes[OFFICIAL] == {"train": expected_train, "val": n_classes, "test": n_classes}
 
 
-def test_the_official_chat_header_and_token_budget_reach_the_requests():
-    """Rows 4 and 5: without the generation prompt; steered requests 75 tokens to the tokenizer's EOS
-    only, unsteered requests as clean."""
+@pytest.mark.parametrize("alpha", [1.0, 0.0])
+def test_the_official_chat_header_and_token_budget_reach_the_requests(alpha):
+    """Rows 4 and 5: without the generation prompt; once the first improvement has happened, every
+    request takes the guided loop's 75 tokens to the tokenizer's EOS only, alpha = 0 too (the
+    released loop sends it through the guided decoding with a zero offset); before that, as clean."""
     from test_optimizer import ACC, TASK, TableFitness
 
     from glov.llm import FakeLLM
@@ -147,15 +151,18 @@ def test_the_official_chat_header_and_token_budget_reach_the_requests():
     fit = TableFitness(ACC)
     for value in (CLEAN, OFFICIAL):
         params = C.from_dict({"protocol": {"chat_header": value, "token_budget": value}})
-        cfg = step_config(params, 1.0, 0, 4)
+        cfg = step_config(params, alpha, 0, 4)
         llm = FakeLLM(["a sketch of a <category>."])
         state, _ = init_state("a photo of a {}.", fit)
-        first = propose(state, llm, TASK, cfg)  # no guidance yet: unsteered
-        state, _ = advance(state, first, ["a sketch of a <category>."], fit, cfg)
-        second = propose(state, llm, TASK, cfg)  # steered
-        assert first.request.steer is None and second.request.steer is not None
+        first = propose(state, llm, TASK, cfg)  # no improvement yet: unguided
+        state, _ = advance(state, first, ["a toy <category>."], fit, cfg)
+        no_gain = propose(state, llm, TASK, cfg)  # toy (30) did not beat the base (40): still unguided
+        state, _ = advance(state, no_gain, ["a sketch of a <category>."], fit, cfg)
+        second = propose(state, llm, TASK, cfg)  # sketch (55) did: guided, steered where alpha > 0
+        assert first.request.steer is None and no_gain.request.steer is None and (second.request.steer is not None) == (alpha > 0)
         assert {first.request.generation_prompt, second.request.generation_prompt} == {value == CLEAN}
-        assert (first.request.sampling.max_new_tokens, first.request.sampling.eos) == (50, "model")
+        for unguided in (first, no_gain):
+            assert (unguided.request.sampling.max_new_tokens, unguided.request.sampling.eos) == (50, "model")
         expected = (75, "tokenizer") if value == OFFICIAL else (50, "model")
         assert (second.request.sampling.max_new_tokens, second.request.sampling.eos) == expected
 
@@ -203,56 +210,44 @@ def test_the_official_steering_vector_on_a_hand_built_case(tiny_llm_dir):
     assert cfg.official_vector and not step_config(C.from_dict({}), 1.0, 0, 4).official_vector
 
 
-def test_the_official_meta_prompt_on_a_hand_built_history():
-    """Rows 1-3: the first step shows the base template as Prompt: with its raw accuracy; later steps a
-    Best block then a Worst block, each ascending, numbered from 1, accuracies cut with int()."""
-    from glov.optimizer.prompts import OFFICIAL_SYSTEM, official_meta_prompt
-    from glov.optimizer.state import Candidate
-
-    base = Candidate("a photo of a {}.", 45.8333, 0)
-    system, user = official_meta_prompt("EuroSAT", "Satellite images.", [base], topk=5)
-    assert system == {"role": "system", "content": OFFICIAL_SYSTEM}
-    assert user["content"].endswith("Dataset: EuroSAT\nDescription: Satellite images.\n\nPrompt: a photo of a <category>.\nAccuracy: 45.8333\n")
-    history = [base] + [Candidate(f"T{i} {{}}", acc, 1) for i, acc in enumerate([10.9, 99.99, 50.5, 70.2, 30.7])]
-    body = official_meta_prompt("EuroSAT", "Satellite images.", history, topk=5)[1]["content"].split("Description: Satellite images.\n\n")[1]
-    assert body == ("Here are the top 3 and the worst 3 templates of the last 6 runs.\n"
-                    "Best Templates:\n1. T2 <category> Accuracy: 50\n2. T3 <category> Accuracy: 70\n3. T1 <category> Accuracy: 99\n\n"
-                    "Worst Templates:\n1. T0 <category> Accuracy: 10\n2. T4 <category> Accuracy: 30\n3. a photo of a <category>. Accuracy: 45\n")
-
-
-def test_the_official_meta_prompt_reaches_the_llm_with_the_paper_dataset_name():
+def test_the_official_meta_prompt_reaches_the_llm_with_the_official_dataset_name(official_fixture):
     from test_optimizer import ACC, TableFitness
 
     from glov.jobs.optimize import task_of
     from glov.llm import FakeLLM
     from glov.optimizer import init_state, step
 
-    task = task_of(C.from_dict({}), "eurosat", "Sentinel-2 satellite images")
-    assert task.title == "EuroSAT" and task.paragraph.startswith("Satellite images from the Sentinel-2 mission")
     for value in (CLEAN, OFFICIAL):
+        params = C.from_dict({"protocol": {"meta_prompt": value}})
         llm = FakeLLM(["a sketch of a <category>."])
-        cfg = step_config(C.from_dict({"protocol": {"meta_prompt": value}}), 0.0, 0, 30)
-        step(init_state("a photo of a {}.", TableFitness(ACC))[0], llm, TableFitness(ACC), task, cfg)
+        cfg = step_config(params, 0.0, 0, 30)
+        step(init_state("a photo of a {}.", TableFitness(ACC))[0], llm, TableFitness(ACC), task_of(params, "eurosat", "Sentinel-2 images"), cfg)
         user = llm.calls[-1][0][1]["content"]
-        assert ("Dataset: EuroSAT\n" in user and "Accuracy: " in user) == (value == OFFICIAL)
-        assert ("Dataset: eurosat." in user) == (value == CLEAN)
+        assert ("Collection: EuroSAT\nAbout it: Fixture description" in user) == (value == OFFICIAL)  # the fixture's words
+        assert ("Dataset: eurosat.\nDescription: Sentinel-2 images." in user) == (value == CLEAN)
 
 
-@pytest.mark.parametrize("completion, template", [
-    ("assistant\n\nNew template: a blurry photo of a <category>.", "a blurry photo of a {}."),
-    ('Template: "a <category> in the wild" - I think this works!', '"a {} in the wild" - I think this works!'),
-    ("Here it is: a <category> next to a <category>", "a {} next to a {}"),
-    ("Prompt 3: a photo of a <category> taken from above with", "a photo of a {} taken from above with"),
+@pytest.mark.parametrize("completion, text", [
+    ("assistant\n\nNew template: a blurry photo of a <category>.", " a blurry photo of a <category>."),
+    ('Template: "a <category> in the wild" - I think this works!', ' "a <category> in the wild" - I think this works!'),
+    ("Here it is: a <category> next to a <category>", " a <category> next to a <category>"),
+    ("Prompt 3: a photo of a <category> taken from above with", " a photo of a <category> taken from above with"),
     ("no colon and no placeholder", "no colon and no placeholder"),
-    ("Accuracy: 55", "55"),
+    ("Accuracy: 55", " 55"),
     ("", ""),
+    ("Sure: a {} literally", " a {} literally"),
 ])
-def test_the_official_parser_keeps_the_text_after_the_last_colon(completion, template):
-    """Row 6: nothing is cleaned beyond newlines and the word 'assistant'; no length limit."""
-    from glov.optimizer.parse import parse_official
+def test_the_official_parser_keeps_the_text_after_the_last_colon(completion, text):
+    """Row 6: nothing is cleaned beyond newlines and the word 'assistant' (not even the spaces around
+    it); no length limit. The LLM sees the text as it was (a literal {} stays {}); the template has {}."""
+    from glov.optimizer.parse import official_line, parse_official
 
-    assert parse_official(completion) == template
-    assert parse_official("x: " + "a long {} " * 40) == ("a long {} " * 40).strip()
+    assert official_line(completion) == text
+    parsed = parse_official(completion)
+    template = text.replace("<category>", "{}")
+    assert parsed.template == (template if "{}" in template else None)
+    assert parsed.shown == (text if "{}" in text or "{}" not in template else None)
+    assert parse_official("x: " + "a long <category> " * 40).template == " " + "a long {} " * 40
 
 
 def test_the_official_handling_of_invalid_and_duplicate_candidates():
@@ -274,10 +269,12 @@ def test_the_official_handling_of_invalid_and_duplicate_candidates():
     assert [r["status"] for r in records] == ["duplicate", "invalid", "scored"]
     calls.clear()
     official, records, failed = score_completions(outputs, history, fitness, 1, official_parser=True, keep_invalid=True)
-    assert [(c.template, c.accuracy) for c in official[1:]] == [("a photo of a {}.", 60.0), ("a nice picture", 25.0),
-                                                                ("a sketch of a {}.", 60.0), ("", 25.0)]
+    assert [(c.template, c.accuracy) for c in official[1:]] == [(" a photo of a {}.", 60.0), (" a nice picture", 25.0),
+                                                                (" a sketch of a {}.", 60.0), ("", 25.0)]
     assert [r["status"] for r in records] == ["scored", "scored_invalid", "scored", "scored_invalid"] and failed == 1
-    assert records[0]["duplicate"] and calls == ["a photo of a {}.", "a nice picture", "a sketch of a {}.", ""]
+    assert calls == [" a photo of a {}.", " a nice picture", " a sketch of a {}.", ""]
+    dup, records, _ = score_completions(outputs[:1] * 2, history, fitness, 1, official_parser=True, keep_invalid=True)
+    assert [c.template for c in dup[1:]] == [" a photo of a {}."] * 2 + [""] and records[1]["duplicate"]
     _, _, _ = score_completions(outputs[1:2], history, fitness, 1, keep_invalid=True)  # clean parser: the empty template
     assert calls[-2:] == ["", ""]
 
@@ -345,3 +342,128 @@ def test_the_official_imagenet_v2_reuses_imagenet_chains():
     official, clean = C.from_dict({"protocol": {"imagenet_v2_prompts": OFFICIAL}}).protocol, C.from_dict({}).protocol
     assert [chain_dataset(d, official) for d in ("imagenetv2", "imagenet", "imagenet_r")] == ["imagenet", "imagenet", "imagenet_r"]
     assert chain_dataset("imagenetv2", clean) == "imagenetv2"
+
+
+# ---------------------------------------------------------------- rows 16, 21, 22, 23 (second pass)
+
+
+def literal_ranking(history):
+    """OFFICIAL.md row 22, literally: the released loop sorts its history with NumPy's default
+    argsort; its best and worst blocks are the ends of that order, p+ the argmax of the sorted
+    accuracies, p- the last entry strictly below it."""
+    accs = np.array([c.accuracy for c in history])
+    order = np.argsort(accs)
+    sorted_accs = accs[order]
+    best = int(np.argmax(sorted_accs))
+    below = [i for i, a in enumerate(sorted_accs) if a < sorted_accs[best]]
+    return [history[i] for i in order], history[order[best]], history[order[below[-1]]] if below else None
+
+
+@pytest.mark.parametrize("n", [6, 16, 17, 40])
+def test_official_ranking_is_numpy_argsort_in_found_order(n):
+    from glov.optimizer import guidance_after
+    from glov.optimizer.prompts import ranked
+    from glov.optimizer.state import Candidate
+
+    rng = np.random.default_rng(n)
+    history = tuple(Candidate(f"t{i} {{}}", float(rng.choice([20.0, 40.0, 60.0])), i // 5) for i in range(n))
+    order, best, below = literal_ranking(history)
+    assert ranked(history, "official") == order
+    base = Candidate("base {}", 0.0, 0)
+    found, guidance = guidance_after(history, base, None, "official")
+    assert found == best and guidance.positive == best.template and guidance.negative == below.template
+    early, late = Candidate("early {}", 50.0, 1), Candidate("late {}", 50.0, 2)
+    assert ranked((early, late))[-1] == early and ranked((early, late), "official")[-1] == late  # ties: who counts as better
+
+
+def test_the_official_final_set_takes_the_step_top_three_then_drops_placeholder_less_ones():
+    """Row 16 corrected: top 3 of the step's own candidates, and only then those without {} removed
+    (a step may ensemble fewer than 3); the first LLM step is never a final set."""
+    from glov.jobs.evaluate import score_chain
+    from glov.optimizer.state import Candidate, State
+    from glov.scoring import top_templates
+
+    step2 = [Candidate("x", 90.0, 2), Candidate("A {}.", 80.0, 2), Candidate("B {}.", 70.0, 2), Candidate("C {}.", 60.0, 2),
+             Candidate("{ } spaced", 85.0, 2)]
+    assert top_templates(step2, 3, 2, own_step_only=True, needs_placeholder=True, ranking="official") == ["{ } spaced", "A {}."]
+    assert top_templates(step2, 3, 2, needs_placeholder=True) == ["A {}.", "B {}.", "C {}."]  # clean: the filter comes first
+    history = (Candidate("a photo of a {}.", 40.0, 0), Candidate("best {}.", 99.0, 1), *step2)
+    val = {"a photo of a {}.": 1.0, "best {}.": 50.0, "A {}.": 9.0, "{ } spaced": 9.0}
+    fit = {s: (lambda ts: sum(val.get(t, 0.0) for t in ts) / len(ts)) for s in ("train", "val", "test")}
+    official = score_chain(C.from_dict({"protocol": {"final_set": "official"}}), {"dataset": "toy"}, State(2, history, history[1]), fit)
+    assert official["chosen_step"] == 2 and official["templates"] == ["{ } spaced", "A {}."]  # step 1 (val 50) is never a set
+    assert official["curve"][1]["topk_val"] == official["curve"][0]["topk_val"]
+
+
+def test_the_released_scorer_drops_templates_format_rejects(tiny_clip_dir):
+    """Row 7 corrected: under the official handling a template whose braces break str.format (one
+    {} and a stray brace) is dropped for every class, so alone it sends every image to class 0."""
+    import torch
+
+    from glov.embeddings import ImageEmbeddings
+    from glov.jobs.embed import TemplateFitness, official_usable
+    from glov.registry import VLMSpec
+    from glov.vlm import load_vlm
+
+    assert [official_usable(t) for t in ["a {}.", "a {} {", "{} and {}", "none", "{ }", "{0} {}"]] == [True, False, True, False, True, False]
+    vlm = load_vlm(VLMSpec(f"local-dir:{tiny_clip_dir}"))
+    features = torch.nn.functional.normalize(torch.randn(6, 32, generator=torch.Generator().manual_seed(0)), dim=-1)
+    emb = ImageEmbeddings(features, torch.tensor([1, 1, 1, 0, 0, 0]), [f"{i}.png" for i in range(6)])
+    official = TemplateFitness(vlm, ["cat", "dog"], emb, official=True)
+    assert official("a {} photo {") == 50.0 and official.correct("a {} photo {") == "000111"  # class 0 for every image
+    clean = TemplateFitness(vlm, ["cat", "dog"], emb)
+    assert official(["a {}.", "a {} photo {"]) == clean("a {}.")  # in an ensemble: the broken one is left out
+
+
+def test_class_names_as_the_official_loaders_give_them(tmp_path):
+    """Row 21: underscores stay in the names of CoOp split files and image folders under official;
+    clean reads them as spaces."""
+    import json
+
+    from conftest import write_imagefolder
+
+    from glov.data import prepare
+
+    root = write_imagefolder(tmp_path / "pets" / "images", {"american_bulldog": 3, "Abyssinian": 3}, size=4)
+    items = [[f"{c}/{i:03d}.png", label, c] for label, c in enumerate(["american_bulldog", "Abyssinian"]) for i in range(3)]
+    (tmp_path / "pets" / "split.json").write_text(json.dumps({"train": items, "val": items[:1], "test": items}))
+    custom = {"pets": {"layout": "coop_json", "path": str(tmp_path / "pets"), "image_dir": "images", "split_file": "split.json",
+                       "description": "pets"},
+              "folder": {"layout": "imagefolder", "path": str(root), "description": "pets"}}
+    for name in custom:
+        clean = prepare(name, tmp_path, 1, 1, 1, 0, custom)
+        official = prepare(name, tmp_path, 1, 1, 1, 0, custom, names_as_given=True)
+        assert sorted(clean["classnames"]) == ["Abyssinian", "american bulldog"]
+        assert sorted(official["classnames"]) == ["Abyssinian", "american_bulldog"]
+        assert official["splits"] == clean["splits"]
+    params = C.from_dict({"protocol": {"class_names": OFFICIAL}})
+    assert "class_names" in {k for k, v in params.protocol.__dict__.items() if v == OFFICIAL}
+
+
+def test_official_precision_reaches_the_forward_passes(tiny_llm_dir, tiny_clip_dir):
+    """Row 23: the LLM's decoder layers and the VLM's two towers compute in float16 under official,
+    float32 under clean (the dtypes their forward passes receive); the features come back float32."""
+    import torch
+
+    from glov.jobs.common import load_llm, vlm_dtype
+    from glov.llm import Request, Sampling
+    from glov.registry import VLMSpec
+    from glov.vlm import load_vlm
+
+    for value, want in ((CLEAN, torch.float32), (OFFICIAL, torch.float16)):
+        params = C.from_dict({"llm": {"name": "tiny", "path": str(tiny_llm_dir)}, "protocol": {"precision": value}})
+        llm = load_llm(params)
+        seen = []
+        hooks = [layer.register_forward_pre_hook(lambda _m, args: seen.append(args[0].dtype)) for layer in llm.model.model.layers]
+        llm.sample([Request([{"role": "user", "content": "name a template"}], (1, 2), Sampling(max_new_tokens=3))])
+        for h in hooks:
+            h.remove()
+        assert seen and set(seen) == {want}
+        vlm = load_vlm(VLMSpec(f"local-dir:{tiny_clip_dir}"), dtype=vlm_dtype(params))
+        towers = []
+        vlm.model.visual.conv1.register_forward_pre_hook(lambda _m, args: towers.append(("image", args[0].dtype)))
+        vlm.model.transformer.register_forward_pre_hook(lambda _m, args: towers.append(("text", args[0].dtype)))
+        image = vlm.encode_images(torch.zeros(1, 3, 32, 32))
+        text = vlm.encode_texts(["a cat"])
+        assert towers == [("image", want), ("text", want)] and image.dtype == text.dtype == torch.float32
+        assert abs(float(image.norm()) - 1) < 1e-2

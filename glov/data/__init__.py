@@ -62,7 +62,13 @@ def check_unique_classnames(raw_names: Sequence[str], final_names: Sequence[str]
         raise DataError(f"{where}: {'; '.join(problems)}. Fix: {fix}")
 
 
-Loader = Callable[[DatasetSpec, Path], LabelledPools]
+Naming = Callable[[str], str]  # a folder or label name as given -> the class name (protocol.class_names)
+Loader = Callable[[DatasetSpec, Path, Naming], LabelledPools]
+
+
+def as_given(name: str) -> str:
+    """The official loaders' class names (OFFICIAL.md row 21): exactly as the files give them."""
+    return name
 LAYOUTS: dict[str, Loader] = {}
 
 
@@ -103,14 +109,14 @@ def get_dataset_spec(name: str, custom: Mapping[str, Mapping[str, str]] | None =
     )
 
 
-def load_pools(spec: DatasetSpec, root: str | Path) -> LabelledPools:
+def load_pools(spec: DatasetSpec, root: str | Path, naming: Naming = normalise_classname) -> LabelledPools:
     # layout modules register themselves on import
     from glov.data import coop, imagefolder  # noqa: F401
 
     location = spec.location(root)
     if not location.is_dir():
         raise DataError(missing_dataset_message(spec, location))
-    return LAYOUTS[spec.layout](spec, location)
+    return LAYOUTS[spec.layout](spec, location, naming)
 
 
 def missing_dataset_message(spec: DatasetSpec, location: Path) -> str:
@@ -137,12 +143,14 @@ def prepare(
     custom: Mapping[str, Mapping[str, str]] | None = None,
     fitness_batch: int | None = None,
     target_split: bool = False,
+    names_as_given: bool = False,
 ) -> dict:
     """Build the manifest of one dataset: class names, description and seeded splits (with
     ``fitness_batch``, the train split a ``drop_last`` loader of that batch size serves; with
-    ``target_split``, fitness, val and test all drawn from the target set, 60/20/20, val and test whole)."""
+    ``target_split``, fitness, val and test all drawn from the target set, 60/20/20, val and test whole;
+    with ``names_as_given``, the class names exactly as the files give them, underscores kept)."""
     spec = get_dataset_spec(name, custom)
-    pools = load_pools(spec, root)
+    pools = load_pools(spec, root, as_given if names_as_given else normalise_classname)
     if target_split:
         train, val, test = split_target(pools.test or [], seed)
         pools = LabelledPools(pools.classnames, pools.image_root, train, val, test)

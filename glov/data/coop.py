@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from glov.data import DataError, DatasetSpec, check_unique_classnames, normalise_classname, register_layout
+from glov.data import DataError, DatasetSpec, Naming, check_unique_classnames, normalise_classname, register_layout
 from glov.data.splits import Item, LabelledPools
 
 
@@ -22,7 +22,7 @@ def _require(path: Path, spec: DatasetSpec) -> Path:
 
 
 @register_layout("coop_json")
-def load_coop_json(spec: DatasetSpec, location: Path) -> LabelledPools:
+def load_coop_json(spec: DatasetSpec, location: Path, naming: Naming = normalise_classname) -> LabelledPools:
     """``split_zhou_*.json``: {"train"|"val"|"test": [[image path, label, class name], ...]}."""
     split_path = _require(location / spec.split_file, spec)
     try:
@@ -35,7 +35,7 @@ def load_coop_json(spec: DatasetSpec, location: Path) -> LabelledPools:
                 names[int(label)] = classname
                 pools[split].append((path, int(label)))
         raw_names = [names[i] for i in range(len(names))]
-        classnames = [normalise_classname(n) for n in raw_names]
+        classnames = [naming(n) for n in raw_names]
     except (KeyError, ValueError, TypeError, AttributeError) as exc:
         raise DataError(f"{split_path} is not a CoOp split file ({exc}); download it again") from None
     check_unique_classnames(raw_names, classnames, f"split file {split_path}",
@@ -61,8 +61,9 @@ def _wnid_items(folder: Path, wnids: list[str]) -> list[Item]:
 
 
 @register_layout("imagenet")
-def load_imagenet(spec: DatasetSpec, location: Path) -> LabelledPools:
-    """``images/train/<wnid>/`` supplies 1-shot train and val; ``images/val/<wnid>/`` is the test set."""
+def load_imagenet(spec: DatasetSpec, location: Path, naming: Naming = normalise_classname) -> LabelledPools:
+    """``images/train/<wnid>/`` supplies 1-shot train and val; ``images/val/<wnid>/`` is the test set.
+    The names of ``classnames.txt`` are used as written under either ``naming`` (as the official loader does)."""
     names = read_imagenet_classnames(location, spec)
     wnids = list(names)
     images = _require(location / "images", spec)
@@ -72,7 +73,7 @@ def load_imagenet(spec: DatasetSpec, location: Path) -> LabelledPools:
 
 
 @register_layout("imagenet_variant")
-def load_imagenet_variant(spec: DatasetSpec, location: Path) -> LabelledPools:
+def load_imagenet_variant(spec: DatasetSpec, location: Path, naming: Naming = normalise_classname) -> LabelledPools:
     """ImageNet-V2/-Sketch/-A/-R: a test set only; fitness and selection use ImageNet's train images.
 
     Class folders are WordNet ids (Sketch, A, R) or label indices (V2); A and R cover 200 classes.
@@ -94,8 +95,9 @@ def load_imagenet_variant(spec: DatasetSpec, location: Path) -> LabelledPools:
 
 
 @register_layout("aircraft")
-def load_aircraft(spec: DatasetSpec, location: Path) -> LabelledPools:
-    """FGVC-Aircraft: ``data/images_variant_{train,val,test}.txt`` lines ``<image id> <variant>``."""
+def load_aircraft(spec: DatasetSpec, location: Path, naming: Naming = normalise_classname) -> LabelledPools:
+    """FGVC-Aircraft: ``data/images_variant_{train,val,test}.txt`` lines ``<image id> <variant>``; the
+    variant names are used as written under either ``naming`` (as the official loader does)."""
     data = _require(location / "data", spec)
     variants = [v.strip() for v in _require(data / "variants.txt", spec).read_text().splitlines() if v.strip()]
     index = {v: i for i, v in enumerate(variants)}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from glov.data import DataError, DatasetSpec, check_unique_classnames, normalise_classname, register_layout
+from glov.data import DataError, DatasetSpec, Naming, check_unique_classnames, normalise_classname, register_layout
 from glov.data.splits import LabelledPools
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -19,11 +19,11 @@ def class_images(folder: Path) -> list[Path]:
 
 
 @register_layout("imagefolder")
-def load_imagefolder(spec: DatasetSpec, location: Path) -> LabelledPools:
+def load_imagefolder(spec: DatasetSpec, location: Path, naming: Naming = normalise_classname) -> LabelledPools:
     folders = class_folders(location)
     if not folders:
         raise DataError(f"{location} holds no class folders; expected {location}/<class name>/*.jpg|png")
-    classnames = [normalise_classname(f.name) for f in folders]
+    classnames = [naming(f.name) for f in folders]
     check_unique_classnames([f.name for f in folders], classnames, f"image folder {location}",
                             "rename one folder of each pair so that every class has its own name ('_' reads as a space, "
                             "spaces at either end are dropped), then run snakemake again")

@@ -34,9 +34,10 @@ ANSWER_METHODS = ("s_temp", "random_search", "glov_wo_guidance", "glov", "glov_w
 def user_errors() -> tuple[type[Exception], ...]:
     """The errors a user can fix (their message names the fix): a job ends with it, no traceback."""
     from glov.embeddings import CacheError
+    from glov.official import OfficialSourceError
     from glov.steering import SteeringError
 
-    return (C.ConfigError, DataError, SplitError, CacheError, VLMError, LLMError, SteeringError, ReleasedError)
+    return (C.ConfigError, DataError, SplitError, CacheError, VLMError, LLMError, SteeringError, ReleasedError, OfficialSourceError)
 
 @contextmanager
 def job(smk: Any) -> Iterator[C.Params]:
@@ -174,10 +175,28 @@ def llm_spec(params: C.Params) -> LLMSpec:
     cached = MODELS_DIR / "llm" / params.llm.name
     return LLMSpec(str(cached), None, spec.wheel, spec.n_layers) if spec.gguf_file and cached.is_dir() else spec
 
-def load_llm(params: C.Params) -> HFLLM:
+def load_llm(params: C.Params, dtype: str | None = None) -> HFLLM:
+    """The run's LLM, in ``dtype`` (default: :func:`llm_dtype`)."""
     from glov.llm import HFLLM
 
-    return HFLLM.load(llm_spec(params), params.llm.device, params.llm.dtype, params.llm.max_batch_rows)
+    return HFLLM.load(llm_spec(params), params.llm.device, dtype or llm_dtype(params), params.llm.max_batch_rows)
+
+
+def llm_dtype(params: C.Params) -> str:
+    """llm.dtype, or float16 as the released code loads its LLM (protocol.precision: official)."""
+    from glov.protocol import is_official
+
+    return "float16" if is_official(params.protocol, "precision") else params.llm.dtype
+
+
+def vlm_dtype(params: C.Params) -> str:
+    """What the VLM computes in: a dual encoder float32, or float16 as the released code runs CLIP
+    (protocol.precision: official); an answering VLM vlm.dtype, or float16 (official)."""
+    from glov.protocol import is_official
+
+    if is_official(params.protocol, "precision"):
+        return "float16"
+    return params.vlm.dtype if answering(params) else "float32"
 
 def llm_sampling(params: C.Params, max_new_tokens: int | None = None) -> Sampling:
     """The optimizer's sampling settings, which every LLM-based method shares; only the answer

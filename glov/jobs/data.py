@@ -33,7 +33,8 @@ def prepare_dataset(params: C.Params, dataset: str, out: str | Path, seed: int |
         official = {name: is_official(params.protocol, name) for name in rule_switches("prep_dataset")}
         size = C.split_sizes(d, dataset)
         manifest = prepare(dataset, d.root, size.shots, 1 if official["val_split"] else size.val_per_class, size.test_per_class, seed, d.custom,
-                           FITNESS_BATCH if official["fitness_loader"] else None, official["variant_splits"] and dataset in TARGET_SPLIT)
+                           FITNESS_BATCH if official["fitness_loader"] else None, official["variant_splits"] and dataset in TARGET_SPLIT,
+                           official["class_names"])
         # every image opened once now, all bad ones named at once, before any job embeds them
         check_manifest_images(manifest, relists=get_dataset_spec(dataset, d.custom).layout == "imagefolder")
         write_json(out, manifest)

@@ -14,7 +14,7 @@ from glov import config as C
 from glov.protocol import LLAVA_NEW_TOKENS, is_official
 from glov.embeddings import CacheError, ImageEmbeddings, load_embeddings, save_embeddings
 from glov.io import read_json
-from glov.jobs.common import track, vlm_spec
+from glov.jobs.common import track, vlm_dtype, vlm_spec
 from glov.vlm import VLM, embed_image_files, fill_template, load_vlm, open_image, text_classifier
 from glov.registry import ANSWER
 from glov.scoring import accuracy, correct_string
@@ -37,7 +37,7 @@ def embed_images(params: C.Params, manifest_path: str | Path, outputs: Mapping[s
     manifest = read_json(manifest_path)
     splits = list(outputs)
     with track(params, f"embed_images/{manifest['dataset']}", {"dataset": manifest["dataset"], "splits": splits}) as tracker:
-        vlm = load_vlm(vlm_spec(params), params.vlm.device)
+        vlm = load_vlm(vlm_spec(params), params.vlm.device, vlm_dtype(params))
         for split in splits:
             emb = embed_split(params, vlm, manifest, split)
             save_embeddings(outputs[split], emb)
@@ -116,11 +116,11 @@ class Scorer:
             from glov.answer_vlm import AnswerVLM, SentenceEncoder
 
             official = is_official(params.protocol, "llava_prompt")  # greedy 50 tokens, quotes dropped, "?" appended
-            self.vlm = AnswerVLM.load(spec.arch, params.vlm.device, params.vlm.dtype, LLAVA_NEW_TOKENS if official else params.vlm.max_new_tokens,
+            self.vlm = AnswerVLM.load(spec.arch, params.vlm.device, vlm_dtype(params), LLAVA_NEW_TOKENS if official else params.vlm.max_new_tokens,
                                       "?" if official else "", official)
             self.encoder = SentenceEncoder(params.vlm.sentence_encoder, params.vlm.device)
         else:
-            self.vlm, self.encoder = load_vlm(spec, params.vlm.device), None
+            self.vlm, self.encoder = load_vlm(spec, params.vlm.device, vlm_dtype(params)), None
 
     def fitness(self, split: str, embeddings: str | Path | None = None):
         """One fitness per split and job (its caches of text embeddings or answers are kept)."""

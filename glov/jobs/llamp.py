@@ -52,7 +52,7 @@ def train_job(params: C.Params, manifests: list[str | Path], train_embeddings: l
     first, names = read[0], read[0]["classnames"]
     cfg, shots = params.baselines.llamp, C.split_sizes(params.data, first["dataset"]).shots
     with track(params, f"train_llamp/{first['dataset']}", {"dataset": first["dataset"], "seeds": seeds}) as tracker:
-        llm = load_llm(params)
+        llm = load_llm(params, params.llm.dtype)  # LLaMP's own precision under either protocol (glov.protocol: precision)
         caches = build_knowledge(llm, first)
         save({"classnames": names, "llm": params.llm.name, "caches": caches}, knowledge_out)
         vlm = load_vlm(vlm_spec(params), params.vlm.device)

@@ -15,7 +15,7 @@ if VARIANTS:
 
     use rule embed_images as embed_images_variant with:
         input:
-            manifest=V_MANIFEST,
+            manifest=variant_embed_manifest,
             vlm=get_vlm_dir,
         output:
             [V_EMBEDDINGS.replace("{split}", split) for split in SPLITS],
@@ -23,6 +23,10 @@ if VARIANTS:
             of_variant("logs/embed_images/{dataset}/{vlm}/split{split_seed}.log"),
         benchmark:
             of_variant("benchmarks/runs/embed_images/{dataset}/{vlm}/split{split_seed}.tsv")
+        params:
+            splits=SPLITS,
+            vlm=only("vlm", "name", "arch", "pretrained"),
+            protocol=variant_switches("embed_images"),
 
     use rule score as score_variant with:
         input:

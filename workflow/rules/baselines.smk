@@ -13,6 +13,7 @@ rule describe_classes:
     params:
         styles=STYLES,
         baselines=only("baselines", "descriptions_per_class", "max_new_tokens"),
+        protocol=only("protocol", *rule_switches("describe_classes")),
         sampling=only("optimizer", "temperature", "top_p", "top_k"),
         llm=only("llm", "name", "path", "gguf_file", "dtype"),
     threads: 1
@@ -44,6 +45,7 @@ for rule_name, methods, seeds in baseline_groups():
             llm=get_llm_dir() if set(methods) & set(LLM_METHODS) else [],
             descriptions=description_inputs(methods),
             released=[RELEASED_PATH] if set(methods) & set(RELEASED_METHODS) else [],
+            official=official_sources(config["protocol"], "baselines"),
             llamp=llamp_trained if "llamp" in methods else [],
         output:
             baseline_outputs(methods),
@@ -81,6 +83,19 @@ rule fetch_released:
         "../envs/glov.yaml"
     script:
         "../scripts/fetch_released.py"
+
+
+# The released GLOV code's wording (protocol.meta_prompt / llava_prompt: official), read as data at
+# run time from its pinned source files: downloaded once; offline, `glov fetch-official --from CLONE`.
+rule fetch_official:
+    output:
+        OFFICIAL_FILES,
+    log:
+        "logs/fetch_official.log",
+    conda:
+        "../envs/glov.yaml"
+    script:
+        "../scripts/fetch_official.py"
 
 
 # LLaMP, a trained method: one job per dataset runs the LLM's frozen part once per class (its

@@ -7,8 +7,9 @@ from glov.data.integrity import listing_digest
 from glov.data.sources import SOURCES_VERSION
 from glov.jobs.common import answering, check, llm_spec, vlm_spec
 from glov.jobs.tables import lab_tasks
-from glov.ablation import REFERENCE, own_data, shares_chains, variant_protocol, with_variant
+from glov.ablation import REFERENCE, own_data, own_embeddings, shares_chains, variant_protocol, with_variant
 from glov.paths import of_variant
+from glov.official import OFFICIAL_DIR, PINNED, source_dir
 from glov.released import RELEASED_METHODS, RELEASED_PATH
 from glov.protocol import chain_dataset, is_official, rule_switches, split_seed
 from glov.resume import clear_stale_lock, record_lock_owner, steps_to_request
@@ -94,7 +95,7 @@ def variant_embeddings(split):
     def inputs(w):
         if ANSWERING:
             return []
-        if not own_data(w.variant, config["protocol"]):
+        if not own_embeddings(w.variant, config["protocol"]):
             return embeddings(split).format(dataset=w.dataset, vlm=w.vlm, seed=w.seed)
         seed = split_seed(with_variant(PARAMS, w.variant), int(w.seed))
         return V_EMBEDDINGS.format(variant=w.variant, dataset=w.dataset, vlm=w.vlm, split=split, split_seed=seed)
@@ -118,6 +119,28 @@ def variant_scores():
         for a in ALPHAS
         for s in SEEDS
     ]
+
+
+OFFICIAL_FILES = [str(source_dir(OFFICIAL_DIR) / p) for p in PINNED]  # glov fetch-official (rule fetch_official)
+
+
+def official_sources(protocol, rule):
+    """The released code's source files a job reads its wording from (glov.official): the official
+    meta-prompt (rule glov_steps), and an answering VLM's official base prompt (glov_steps, baselines)."""
+    needed = (protocol["meta_prompt"] == "official" and rule == "glov_steps") or (
+        protocol["llava_prompt"] == "official" and ANSWERING and rule in ("glov_steps", "baselines"))
+    return OFFICIAL_FILES if needed else []
+
+
+def variant_sources(rule):
+    return lambda w: official_sources(variant_protocol(w.variant), rule)
+
+
+def variant_embed_manifest(w):
+    """The manifest a variant's embedding job reads: its own, or (same splits) the run's."""
+    if own_data(w.variant, config["protocol"]):
+        return V_MANIFEST.format(variant=w.variant, dataset=w.dataset, split_seed=w.split_seed)
+    return MANIFEST.format(dataset=w.dataset, split_seed=w.split_seed)
 
 
 def get_dataset_dir(wildcards):

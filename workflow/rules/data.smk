@@ -54,6 +54,7 @@ rule embed_images:
     params:
         splits=SPLITS,
         vlm=only("vlm", "name", "arch", "pretrained"),
+        protocol=only("protocol", *rule_switches("embed_images")),
     threads: 1  # short, and on the critical path: it starts as soon as one core is free, not two
     resources:
         mem_mb=4000,

@@ -53,6 +53,7 @@ if ORACLE_TASKS:
             "../envs/glov.yaml"
         params:
             seed=lambda w: int(w.seed),
+            protocol=only("protocol", *rule_switches("oracle")),
         threads: 1
         resources:
             mem_mb=4000,

@@ -14,6 +14,7 @@ for block, ablated in ((b, v) for b in STEP_BLOCKS for v in ((False, True) if VA
             vlm=get_vlm_dir,
             llm=get_llm_dir() if block[-1] > 0 else [],
             previous=of_variant(previous_steps(block), ablated),
+            official=variant_sources("glov_steps") if ablated else official_sources(config["protocol"], "glov_steps"),
         output:
             of_variant(block_outputs(block), ablated),
         log:
