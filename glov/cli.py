@@ -47,7 +47,9 @@ def _run(args: argparse.Namespace) -> int:
     if per_run:
         raise SystemExit(f"glov run: protocol.{per_run[0]}: official changes which datasets and splits a run reads; "
                          "run it with snakemake --cores all (the workflow), or set it to clean")
-    if vlm_spec(p).builder and not Path(paths.VLM_DIR.format(vlm=p.vlm.name)).exists():
+    from glov.lab_vlm import TRAINING_RECORD
+
+    if vlm_spec(p).builder and not (Path(paths.VLM_DIR.format(vlm=p.vlm.name)) / TRAINING_RECORD).exists():  # missing or never finished
         train_lab_vlm(p, paths.VLM_DIR.format(vlm=p.vlm.name))
     if llm_spec(p).wheel and not Path(paths.LLM_DIR.format(llm=p.llm.name)).exists():
         cache_llm(p, paths.LLM_DIR.format(llm=p.llm.name))
@@ -107,6 +109,23 @@ def _fetch_official(args: argparse.Namespace) -> int:
     return 0
 
 
+def _gc(args: argparse.Namespace) -> int:
+    """The result store: what it holds, and pruning what the workspace does not use."""
+    from glov.store import STORE_DIR, prune, usage
+
+    before = usage(STORE_DIR)
+    print(f"result store {STORE_DIR}: {before.entries} entries, {before.in_use} of them the workspace's current results (no extra "
+          f"space); the others take {before.bytes_total / 1e6:.1f} MB")
+    if args.older_than is None and not args.all_unused:
+        print("nothing pruned: give --older-than DAYS or --all-unused (see glov gc --help)")
+        return 0
+    removed = prune(STORE_DIR, args.older_than, args.all_unused, args.dry_run)
+    after = usage(STORE_DIR)
+    verb = "would remove" if args.dry_run else "removed"
+    print(f"{verb} {len(removed)} entries" + ("" if args.dry_run else f"; {after.entries} left, {after.bytes_total / 1e6:.1f} MB"))
+    return 0
+
+
 def _fetch_data(args: argparse.Namespace) -> int:
     """Part of the install: the Debian-packaged images the lab VLM and lab tasks are built from."""
     from pathlib import Path
@@ -144,6 +163,13 @@ def main(argv: list[str] | None = None) -> int:
     official.add_argument("--from", dest="given", default=None, metavar="PATH",
                           help="no download: a clone of github.com/jmiemirza/GLOV (checked out at the pinned commit)")
     official.set_defaults(fn=_fetch_official)
+    gc = sub.add_parser("gc", help="report the result store's size and prune results the workspace does not use (other experiments')")
+    gc.add_argument("--older-than", type=float, default=None, metavar="DAYS",
+                    help="remove entries not saved or restored for DAYS days (never the workspace's current results)")
+    gc.add_argument("--all-unused", action="store_true",
+                    help="remove every entry but the workspace's current results (switching back to another experiment then computes it again)")
+    gc.add_argument("--dry-run", action="store_true", help="only say what would be removed")
+    gc.set_defaults(fn=_gc)
     diff = sub.add_parser("diff", help="accuracy and params differences between two runs")
     for name in ("a", "b"):
         diff.add_argument(name, help="a results directory, a git revision or a DVC experiment name")

@@ -64,6 +64,7 @@ class VLMTrainConfig:
     lr: float = 2e-3
     weight_decay: float = 0.05
     seed: int = 0
+    threads: int = 2  # torch threads training always uses: the weights do not depend on the machine's cores
 
 
 @dataclass(frozen=True)

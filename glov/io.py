@@ -58,3 +58,25 @@ def file_digest(path: str | os.PathLike) -> str:
     """sha256 of a file's content, read in chunks (embedding caches can be large)."""
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+@contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Build a folder under a temporary name beside ``path`` (``.<name>.partial``) and rename it
+    onto ``path`` only when the body has finished: a kill mid-way never leaves a folder at ``path``
+    that looks complete. What an earlier kill left under the temporary name is discarded first."""
+    import shutil
+
+    target = Path(path)
+    partial = target.with_name(f".{target.name}.partial")
+    if partial.exists():
+        shutil.rmtree(partial)
+    partial.mkdir(parents=True)
+    try:
+        yield partial
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(partial, target)
+    finally:
+        if partial.exists():
+            shutil.rmtree(partial)

@@ -19,9 +19,10 @@ import json
 import logging
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +30,7 @@ from tqdm import tqdm
 
 from glov.config import VLMTrainConfig
 from glov.io import atomic_path
+from glov.paths import project_path
 from glov.registry import VLMError
 
 
@@ -55,11 +57,13 @@ def minilm_model_cfg(image_size: int = 32, patch_size: int = 8, width: int = 192
 HF_TEXT_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
 
 
-def save_open_clip_dir(model: torch.nn.Module, model_cfg: dict, out_dir: str | Path) -> Path:
+def save_open_clip_dir(model: torch.nn.Module, model_cfg: dict, out_dir: str | Path, final_dir: str | Path | None = None) -> Path:
     """Write what ``open_clip.create_model('local-dir:<out_dir>')`` reads back.
 
     open_clip's local-dir loader takes the tokenizer from the folder itself, so the text tower's
-    tokenizer and config are copied in and the config points at the folder: it is self-contained.
+    tokenizer and config are copied in and the config points at the folder (``final_dir``, where it
+    will live, when it is built elsewhere): it is self-contained. The folder is named relative to
+    the project (:func:`project_path`); :func:`glov.vlm.load_vlm` finds it wherever it has moved.
     """
     from safetensors.torch import save_file
 
@@ -70,7 +74,7 @@ def save_open_clip_dir(model: torch.nn.Module, model_cfg: dict, out_dir: str | P
         for name in HF_TEXT_FILES:
             if (source / name).exists() and source.resolve() != out.resolve():
                 shutil.copyfile(source / name, out / name)
-        here = str(out.resolve())
+        here = project_path(final_dir or out)
         model_cfg = {**model_cfg, "text_cfg": {**model_cfg["text_cfg"], "hf_model_name": here, "hf_tokenizer_name": here}}
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     with atomic_path(out / "open_clip_model.safetensors") as tmp:
@@ -94,8 +98,15 @@ def init_minilm(out_dir: str | Path, seed: int) -> tuple[torch.nn.Module, dict]:
 
 
 def build_untrained_minilm(out_dir: str | Path, train: VLMTrainConfig | None = None, progress: bool = True) -> Path:
-    model, cfg = init_minilm(out_dir, (train or VLMTrainConfig()).seed)
-    return save_open_clip_dir(model, cfg, out_dir)
+    """The lab VLM with its image tower left at its seeded initialisation (chance by construction)."""
+    from glov.io import atomic_dir, write_json
+
+    cfg = train or VLMTrainConfig()
+    with atomic_dir(out_dir) as work:
+        model, model_cfg = init_minilm(work, cfg.seed)
+        save_open_clip_dir(model, model_cfg, work, out_dir)
+        write_json(work / TRAINING_RECORD, {"trained": False, "config": asdict(cfg), **weights_record(work)})
+    return Path(out_dir)
 
 
 @dataclass
@@ -205,38 +216,66 @@ def train_image_tower(
     return history
 
 
-TRAINING_RECORD = "training.json"
+TRAINING_RECORD = "training.json"  # written last: a model folder without it was never finished
+WEIGHTS = "open_clip_model.safetensors"
+
+
+def weights_record(folder: Path) -> dict:
+    """What the training record says about the result: the weights' sha256 and the environment
+    (torch version, thread count, CPU instruction set) byte-identical weights are conditional on."""
+    from glov.provenance import job_environment
+    from glov.io import file_digest
+
+    return {"weights_sha256": file_digest(folder / WEIGHTS), "environment": job_environment()}
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Compute with exactly ``n`` threads inside the block. The reductions of a backward pass are
+    split by thread count, so gradients (and after thousands of steps the weights) depend on it;
+    a fixed count makes the trained model the same on every machine, whatever its cores."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def train_minilm(out_dir: str | Path, train: VLMTrainConfig | None = None, progress: bool = True) -> Path:
-    """Train the lab VLM and save it where ``local-dir:`` loads it, with a record of the run
-    (loss per epoch, image and caption counts) in ``training.json``."""
+    """Train the lab VLM and save it where ``local-dir:`` loads it, with a record of the run (loss
+    per epoch, image and caption counts, the weights' sha256 and the environment) in
+    ``training.json``. It is built in a temporary folder renamed into place when finished, with
+    ``vlm.train.threads`` torch threads whatever the machine has."""
     import open_clip
     from open_clip.transform import PreprocessCfg, image_transform_v2
 
-    from glov.io import write_json
+    from glov.io import atomic_dir, write_json
 
     cfg = train or VLMTrainConfig()
-    model, model_cfg = init_minilm(out_dir, cfg.seed)
-    save_open_clip_dir(model, model_cfg, out_dir)  # self-contained first: tokenizer and transforms load from it
-    tokenizer = open_clip.get_tokenizer(f"local-dir:{Path(out_dir)}")
-    # the eval transform that load_vlm will use, derived from this model (no second model is built)
-    preprocess = image_transform_v2(PreprocessCfg(**model.visual.preprocess_cfg), is_train=False)
-    started = time.perf_counter()
-    data = collect_training_set(preprocess, cfg, progress)
-    log.info("%d training images, %d captions, loaded in %.0f s", len(data.pixels), len(data.captions), time.perf_counter() - started)
-    pooled = text_features_before_projection(model, tokenizer, data.captions)
-    torch.manual_seed(cfg.seed)
-    history = train_image_tower(model, data, pooled, cfg, progress)
-    out = save_open_clip_dir(model, model_cfg, out_dir)
-    record = {
-        "config": asdict(cfg),
-        "loss_per_epoch": history,
-        "n_images": {s: data.sources.count(s) for s in cfg.sources},
-        "n_captions": len(data.captions),
-    }
-    write_json(out / TRAINING_RECORD, record)
-    return out
+    with atomic_dir(out_dir) as work, torch_threads(cfg.threads):
+        model, model_cfg = init_minilm(work, cfg.seed)
+        save_open_clip_dir(model, model_cfg, work, out_dir)  # self-contained first: tokenizer and transforms load from it
+        tokenizer = open_clip.get_tokenizer(f"local-dir:{work}")
+        # the eval transform that load_vlm will use, derived from this model (no second model is built)
+        preprocess = image_transform_v2(PreprocessCfg(**model.visual.preprocess_cfg), is_train=False)
+        started = time.perf_counter()
+        data = collect_training_set(preprocess, cfg, progress)
+        log.info("%d training images, %d captions, loaded in %.0f s", len(data.pixels), len(data.captions), time.perf_counter() - started)
+        pooled = text_features_before_projection(model, tokenizer, data.captions)
+        torch.manual_seed(cfg.seed)
+        history = train_image_tower(model, data, pooled, cfg, progress)
+        save_open_clip_dir(model, model_cfg, work, out_dir)
+        record = {
+            "trained": True,
+            "config": asdict(cfg),
+            "loss_per_epoch": history,
+            "n_images": {s: data.sources.count(s) for s in cfg.sources},
+            "n_captions": len(data.captions),
+            **weights_record(work),
+        }
+        write_json(work / TRAINING_RECORD, record)
+    return Path(out_dir)
 
 
 BUILDERS = {"untrained_minilm": build_untrained_minilm, "trained_minilm": train_minilm}

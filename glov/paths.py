@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 SPLITS = ("train", "val", "test")  # of every dataset: 1-shot train (the fitness), val (step choice), test
 MANIFEST = "results/data/{dataset}/manifest.json"
 VLM_DIR = "resources/models/vlm/{vlm}"
@@ -26,6 +28,17 @@ PROTOCOL_TABLE = "results/tables/protocol.md"  # the protocol ablation (glov.abl
 METRICS = "results/metrics.json"
 PLOT = "results/plots/{dataset}.png"
 CURVE = "results/curves/{dataset}_a{alpha}.csv"
+
+
+def project_path(path: str | Path) -> str:
+    """``path`` relative to the working directory (the project) when it lies under it, else absolute
+    (a dataset of yours elsewhere): what results record, so a moved or cloned project reads its own
+    files and two clones of one commit compute the same result-store keys."""
+    absolute = Path(path).resolve()
+    try:
+        return absolute.relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(absolute)
 
 
 def step_name(step: int) -> str:

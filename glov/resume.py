@@ -1,7 +1,7 @@
 """Surviving interruption: a killed run leaves nothing that stops the next run from resuming.
 
 Finished work is safe by construction (atomic writes; every finished optimisation step and baseline
-is kept in the :class:`ResultStore`, whatever job it was computed in). What a kill can leave
+is kept in the result store, :mod:`glov.store`, whatever job it was computed in). What a kill can leave
 behind is bookkeeping: Snakemake's directory lock and MLflow runs stuck in RUNNING. Both are
 recorded with the process that owns them (host, pid and start time, so a recycled pid is not
 mistaken for the owner) and cleared by the next invocation once that process is gone.
@@ -11,7 +11,6 @@ cleans up its temporary files and closes its MLflow run before it exits.
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import signal
@@ -119,81 +118,3 @@ def steps_to_request(chains: Iterable[Sequence[str]]) -> list[str]:
         if os.path.exists(files[-1]):
             wanted.extend(f for f in files[:-1] if not os.path.exists(f))
     return wanted
-
-
-STORE_DIR = Path(".snakemake/glov/store")
-
-
-@functools.lru_cache(maxsize=1)
-def code_fingerprint() -> str:
-    """A hash of the ``glov`` package's source: stored work is reused only by the same code.
-    Computed once per process (a job asks for it at every step of every chain)."""
-    import hashlib
-
-    root = Path(__file__).resolve().parent
-    digest = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
-        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()[:16]
-
-
-class ResultStore:
-    """Every finished result of a job that writes many (optimisation steps, baselines), kept where
-    Snakemake does not look.
-
-    Snakemake deletes all outputs of a job before it runs the job again (after a kill, a failure, a
-    new alpha chain or method among its outputs, a deleted file, more steps, a changed param of one
-    method), so what a long job had finished would be computed again. Each result JSON is also
-    linked here under a key naming everything it depends on (code, its params, the state or inputs
-    it started from); a rerun takes the result from the store when the key matches, so a kill loses
-    at most the work in progress. Entries are hard links to the result files (a copy across file
-    systems), one per file: they cost no space. ``rm -r .snakemake/glov`` forgets them all.
-    """
-
-    def __init__(self, root: str | Path = STORE_DIR):
-        self.root = Path(root)
-
-    def _dir(self, output: str | Path) -> Path:
-        """Mirrors the output's path (a hash for one outside the working directory)."""
-        import hashlib
-
-        absolute = Path(os.path.abspath(output))
-        try:
-            relative = absolute.relative_to(Path.cwd())
-        except ValueError:
-            relative = Path(hashlib.sha256(str(absolute).encode()).hexdigest()[:16])
-        return self.root / relative.with_suffix("")
-
-    def restore(self, output: str | Path, key: str) -> dict | None:
-        """Put the stored result back at ``output`` and return it; None if nothing matches ``key``."""
-        from glov.io import read_json
-
-        entry = self._dir(output) / f"{key}.json"
-        try:
-            record = read_json(entry)
-        except (OSError, ValueError):
-            return None
-        _link(entry, Path(output))
-        return record
-
-    def save(self, output: str | Path, key: str) -> None:
-        """Keep the finished ``output`` under ``key`` (and forget what this output held before)."""
-        folder = self._dir(output)
-        _link(Path(output), folder / f"{key}.json")
-        for old in folder.glob("*.json"):
-            if old.name != f"{key}.json":
-                old.unlink(missing_ok=True)
-
-
-def _link(src: Path, dest: Path) -> None:
-    """``dest`` becomes ``src``'s file, atomically: a hard link, or a copy where links cannot be made."""
-    import shutil
-
-    from glov.io import atomic_path
-
-    with atomic_path(dest) as tmp:
-        tmp.unlink()
-        try:
-            os.link(src, tmp)
-        except OSError:
-            shutil.copyfile(src, tmp)

@@ -82,6 +82,35 @@ class VLM:
         return torch.stack([self._text_cache[t] for t in texts])
 
 
+def check_local_model(folder: Path, built: str = "") -> None:
+    """A local open_clip folder must hold a model; one the workflow builds (``built``: the lab VLM)
+    also its training record, written last: without it the build was stopped half-way."""
+    from glov.lab_vlm import TRAINING_RECORD
+
+    rebuild = "it is built by the workflow (rule train_lab_vlm): delete the folder and run `snakemake --cores all`"
+    if not (folder / "open_clip_config.json").exists():
+        raise VLMError(f"no open_clip model at {folder}: " + (rebuild if built else "put open_clip_config.json and open_clip_model.safetensors there"))
+    if built and not (folder / TRAINING_RECORD).exists():
+        raise VLMError(f"the model at {folder} was never finished (it has no {TRAINING_RECORD}: a run was stopped while building it); {rebuild}")
+
+
+def _text_tower_here(folder: Path) -> dict:
+    """A Hugging Face text tower whose recorded folder no longer holds it (the project was moved or
+    cloned, or the record is older) is the folder itself, which keeps a copy of its config and
+    tokenizer: an override for open_clip (the weights come from the folder's checkpoint)."""
+    import json
+
+    try:
+        text = json.loads((folder / "open_clip_config.json").read_text())["model_cfg"]["text_cfg"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise VLMError(f"{folder}/open_clip_config.json is unreadable ({exc}): delete the folder and build it again") from None
+    recorded = text.get("hf_model_name")
+    if not recorded or (Path(recorded) / "config.json").exists() or not (folder / "config.json").exists():
+        return {}
+    here = str(folder.resolve())
+    return {"text_cfg": {**text, "hf_model_name": here, "hf_tokenizer_name": here, "hf_model_pretrained": False}}
+
+
 def _input_dtype(model: torch.nn.Module) -> torch.dtype:
     """What the image tower takes: the dtype of its first convolution or linear layer (float16 once
     converted; embeddings and layer norms may stay float32)."""
@@ -95,18 +124,15 @@ def load_vlm(spec: VLMSpec, device: str = "cpu", dtype: str = "float32") -> VLM:
     Hugging Face text tower (which cannot mix precisions) converted whole."""
     import open_clip
 
+    overrides = {}
     if spec.arch.startswith(LOCAL_DIR):
         folder = Path(spec.arch[len(LOCAL_DIR) :])
-        if not (folder / "open_clip_config.json").exists():
-            fix = (
-                "it is built by the workflow (rule train_lab_vlm): run `snakemake --cores all`"
-                if spec.builder
-                else "put open_clip_config.json and open_clip_model.safetensors there"
-            )
-            raise VLMError(f"no open_clip model at {folder}: {fix}")
+        check_local_model(folder, spec.builder)
+        overrides = _text_tower_here(folder)
     try:
         model, _, preprocess = open_clip.create_model_and_transforms(
-            spec.arch, pretrained=spec.pretrained, device=device, pretrained_text=False, precision="fp16" if dtype == "float16" else "fp32"
+            spec.arch, pretrained=spec.pretrained, device=device, pretrained_text=False, precision="fp16" if dtype == "float16" else "fp32",
+            **overrides,
         )
         if dtype == "float16" and type(getattr(model, "text", None)).__name__ == "HFTextEncoder":
             model.text.half()

@@ -72,3 +72,60 @@ def test_short_training_run_learns_saves_and_loads_through_open_clip(tmp_path):
     # the same seed gives the same run
     again = train_minilm(tmp_path / "again", cfg, progress=False)
     assert read_json(again / TRAINING_RECORD)["loss_per_epoch"] == losses
+
+
+# ------------------------------------------------------------------------- issue 29 items 2 and 3
+
+TINY = VLMTrainConfig(sources=("animal_mnist",), max_images_per_source=64, epochs=1, batch_size=32, seed=0)
+
+
+def test_an_interrupted_training_leaves_no_model_and_a_partial_folder_is_refused(tmp_path, monkeypatch):
+    """Training is built under a temporary name and renamed into place with its record: a run
+    stopped after the first save point leaves nothing at the model's path, and a folder without
+    its record (from an older run) is refused by every loader with the command that rebuilds it."""
+    import glov.lab_vlm as lab
+    from glov.registry import VLMError
+
+    class Stopped(BaseException):
+        pass
+
+    def stop(*args, **kwargs):
+        raise Stopped()
+
+    monkeypatch.setattr(lab, "collect_training_set", stop)  # after init_minilm and the first save_open_clip_dir
+    target = tmp_path / "models" / "lab-minilm-untrained"
+    with pytest.raises(Stopped):
+        lab.train_minilm(target, TINY, progress=False)
+    assert not target.exists() and not list((tmp_path / "models").iterdir())  # nothing half-built stays behind
+    lab.build_untrained_minilm(target)  # a complete folder, then its record lost (as old code's kill left it)
+    (target / TRAINING_RECORD).unlink()
+    with pytest.raises(VLMError, match=r"never finished .*snakemake --cores all"):
+        load_vlm(resolve_vlm("lab-minilm-untrained", None, None, tmp_path / "models"))
+
+
+@pytest.mark.slow
+def test_the_trained_weights_do_not_depend_on_the_cores_the_machine_has(tmp_path):
+    """Gradients' reductions are split by torch's thread count: training pins it (vlm.train.threads),
+    so one and two available cores give the same weights file. Each run in its own process,
+    restricted to those cores as a machine with fewer would be."""
+    import subprocess
+    import sys
+
+    script = (
+        "import os, sys\n"
+        "os.sched_setaffinity(0, set(range(int(sys.argv[2]))))\n"
+        "from glov.config import VLMTrainConfig\n"
+        "from glov.lab_vlm import train_minilm\n"
+        "cfg = VLMTrainConfig(sources=('animal_mnist',), max_images_per_source=128, epochs=2, batch_size=32, seed=0)\n"
+        "train_minilm(sys.argv[1], cfg, progress=False)\n"
+    )
+    digests = {}
+    for cores in (1, 2):
+        out = tmp_path / f"cores{cores}"
+        r = subprocess.run([sys.executable, "-c", script, str(out), str(cores)], capture_output=True, text=True, timeout=900)
+        assert r.returncode == 0, r.stderr[-3000:]
+        record = read_json(out / TRAINING_RECORD)
+        digests[cores] = record["weights_sha256"]
+        assert record["environment"]["torch_threads"] == "2" and record["environment"]["torch"] == torch.__version__
+        assert record["environment"]["cpu"]
+    assert digests[1] == digests[2]

@@ -7,7 +7,7 @@ from conftest import toy_job_params
 from glov.jobs.embed import embed_images
 from glov.jobs.optimize import run_steps
 from glov.io import read_json
-from glov.resume import ResultStore
+from glov.store import ResultStore
 
 ALPHAS = (0.0, 1.0)
 STEPS = 4
@@ -83,3 +83,51 @@ def test_a_killed_job_loses_only_the_step_in_progress(params, monkeypatch):
     store = [p for p in ResultStore().root.rglob("*.json") if p.is_file()]
     assert len(store) == len(outputs("ref"))  # one entry per step file
     assert all(p.stat().st_nlink == 2 for p in store)  # hard links to the step files: no extra space
+
+
+def count_computed(monkeypatch) -> list:
+    """Record every step the job computes (rather than restores from the store)."""
+    from glov import optimizer
+
+    computed, original = [], optimizer.step_chains
+    monkeypatch.setattr(optimizer, "step_chains", lambda chains, llm, task: computed.append(chains[0][0].step + 1) or original(chains, llm, task))
+    return computed
+
+
+def test_a_retrained_vlm_or_an_edited_description_recomputes_every_step(params, tmp_path, tiny_clip_dir, monkeypatch):
+    """Issue 29 item 1: a step's key holds the digests of what it read. The same params with the
+    VLM's weights changed (retrained with another seed) or the dataset's description edited
+    restore nothing: every step is computed again. Unchanged, everything is restored."""
+    import dataclasses
+    import os
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from glov.jobs.data import prepare_dataset
+
+    def rerun(p):  # Snakemake deletes a job's outputs before it runs the job again
+        for path in outputs("run").values():
+            if os.path.exists(path):
+                os.remove(path)
+        return run_blocks(p, "run", None)
+
+    first = rerun(params)
+    computed = count_computed(monkeypatch)
+    assert rerun(params) == first and computed == []  # the same inputs: all restored
+
+    vlm_dir = tmp_path / "vlm_copy"
+    shutil.copytree(tiny_clip_dir, vlm_dir)
+    retrained = {k: v + 0.01 * torch.randn(v.shape, generator=torch.Generator().manual_seed(1)) if v.is_floating_point() else v
+                 for k, v in load_file(str(vlm_dir / "open_clip_model.safetensors")).items()}
+    save_file(retrained, str(vlm_dir / "open_clip_model.safetensors"))
+    rerun(dataclasses.replace(params, vlm=dataclasses.replace(params.vlm, arch=f"local-dir:{vlm_dir}")))
+    assert computed == [1, 2, 3, 4]  # every LLM step (step 0 scores the base template, no LLM)
+
+    computed.clear()
+    custom = {"toy": {**params.data.custom["toy"], "description": "pets, edited"}}
+    described = dataclasses.replace(params, data=dataclasses.replace(params.data, custom=custom))
+    prepare_dataset(described, "toy", "manifest.json")
+    rerun(described)
+    assert computed == [1, 2, 3, 4]

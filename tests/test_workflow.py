@@ -259,6 +259,29 @@ def test_end_to_end_offline_resume_and_determinism(workdir, offline_env, referen
     assert len(losses) == 3 and losses[2] < losses[0]  # the loss curve of the 3 epochs of .test/params.yaml
 
 
+@pytest.mark.slow
+def test_a_moved_project_plans_nothing_and_reads_its_images_from_the_new_place(workdir, offline_env, reference_run, tmp_path_factory):
+    """Issue 29 item 5: results record paths relative to the project (the manifests' image roots,
+    the lab VLM's text tower), so a project moved with `mv` is complete where it lands: nothing to
+    do, and a forced job reads the images and the model from the new place."""
+    base = tmp_path_factory.mktemp("moved")
+    copy = reference_copy(workdir, base / "before", [])
+    shutil.copytree(workdir / ".snakemake", copy / ".snakemake", ignore=shutil.ignore_patterns("locks", "log"), copy_function=os.link)
+    moved = base / "after"
+    os.rename(copy, moved)  # what `mv` does on one file system
+    nothing = snakemake(moved, "-n", env=offline_env)
+    assert "Nothing to be done" in nothing.stdout + nothing.stderr
+    manifest = json.loads((moved / "results/data/toy/manifest.json").read_text())
+    assert manifest["image_root"] == ".test/data/toy"
+    config = json.loads((moved / "resources/models/vlm/lab-minilm/open_clip_config.json").read_text())
+    assert config["model_cfg"]["text_cfg"]["hf_model_name"] == "resources/models/vlm/lab-minilm"
+    target = "results/embeddings/toy/lab-minilm/train.pt"
+    before = (moved / target).read_bytes()
+    forced = snakemake(moved, target, "--forcerun", "embed_images", env=offline_env)  # reads the toy images and the lab VLM
+    assert forced.returncode == 0, forced.stderr[-3000:]
+    assert (moved / target).read_bytes() == before and not (base / "before").exists()
+
+
 def start_snakemake(cwd: Path, env: dict, out: Path) -> subprocess.Popen:
     """Snakemake in its own process group, as a shell, SLURM or Kubernetes would start (and kill) it."""
     cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", *TINY]

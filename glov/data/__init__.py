@@ -16,6 +16,10 @@ from typing import Callable, Mapping, Sequence
 import yaml
 
 from glov.data.splits import LabelledPools, drop_last_batch, make_splits, split_target
+from glov.paths import project_path
+
+
+EXPORT_RECORD = "export.json"  # written last into an exported lab task's folder
 
 
 class DataError(RuntimeError):
@@ -116,6 +120,9 @@ def load_pools(spec: DatasetSpec, root: str | Path, naming: Naming = normalise_c
     location = spec.location(root)
     if not location.is_dir():
         raise DataError(missing_dataset_message(spec, location))
+    if spec.bundled and not (location / EXPORT_RECORD).exists():
+        raise DataError(f"{location} was never finished (no {EXPORT_RECORD}: an export was stopped half-way); delete the folder "
+                        "and run `snakemake --cores all` (rule export_bundled_dataset writes it again)")
     return LAYOUTS[spec.layout](spec, location, naming)
 
 
@@ -162,7 +169,7 @@ def prepare(
         "dataset": spec.name,
         "description": spec.description,
         "classnames": pools.classnames,
-        "image_root": str(pools.image_root.resolve()),
+        "image_root": project_path(pools.image_root),
         "seed": seed,
         "splits": {k: [[p, int(y)] for p, y in v] for k, v in splits.items()},
     }

@@ -13,11 +13,12 @@ from typing import Callable, Mapping, Sequence
 import torch
 
 from glov import config as C
-from glov.baselines import DESCRIPTION_STYLE, ds_temp_templates, method_params
+from glov.baselines import DESCRIPTION_STYLE, LLM_METHODS, ds_temp_templates, method_params
 from glov.embeddings import ImageEmbeddings
-from glov.io import file_digest, read_json, write_json
+from glov.io import read_json, write_json
+from glov.provenance import file_digest
 from glov.protocol import departures
-from glov.jobs.common import answering, base_prompt, dataset_params, llm_sampling, load_llm, track
+from glov.jobs.common import answering, base_prompt, dataset_params, llm_digest, llm_sampling, load_llm, track, vlm_digest
 from glov.jobs.embed import Scorer, image_paths
 from glov.optimizer import Task
 from glov.jobs.evaluate import test_set_digest
@@ -145,14 +146,13 @@ def _random_search(inputs: BaselineInputs) -> dict:
     """The control for GLOV's ranked feedback (glov.optimizer.random_search), its prompts chosen
     exactly as GLOV's are (glov.jobs.evaluate.score_chain: top-k of the history, step by val)."""
     from glov.jobs.evaluate import score_chain
-    from glov.jobs.optimize import step_config, task_of
-    from glov.optimizer import init_state, random_search
+    from glov.jobs.optimize import start, step_config, task_of
+    from glov.optimizer import random_search
     from glov.paths import SPLITS
 
     p, m, llm = inputs.params, inputs.manifest, inputs.llm()
     fit = {s: inputs.fitness(s) for s in SPLITS}
-    start, _ = init_state(base_prompt(p), fit["train"])
-    state, records = random_search(start, p.optimizer.steps, llm, fit["train"], task_of(p, m["dataset"], m["description"]),
+    state, records = random_search(start(p, fit["train"])[0], p.optimizer.steps, llm, fit["train"], task_of(p, m["dataset"], m["description"]),
                                    step_config(p, 0.0, inputs.seed, llm.n_layers))
     result = {k: v for k, v in score_chain(p, m, state, fit).items() if k != "dataset"}
     return result | {"candidates": [r["candidates"] for r in records]}
@@ -209,10 +209,10 @@ def run_baselines(
     (``val_acc``, ``test_acc`` and the method's details). ``descriptions`` ({style: path}) holds
     the LLM descriptions the description methods score, ``trained`` ({method: path}) what a
     trained method learnt. A result whose inputs and params are
-    unchanged is taken from the :class:`glov.resume.ResultStore`, so changing one method's params,
+    unchanged is taken from the :class:`glov.store.ResultStore`, so changing one method's params,
     or adding a method, computes that method alone."""
     from glov.released import RELEASED_METHODS, RELEASED_PATH
-    from glov.resume import ResultStore
+    from glov.store import ResultStore
 
     manifest = read_json(manifest_path)
     methods = list(outputs)
@@ -222,13 +222,16 @@ def run_baselines(
         scorer = Scorer(params, manifest)
         llm = lru_cache(maxsize=None)(lambda: load_llm(params))
         texts = {style: read_json(path) for style, path in descriptions.items()}
-        shared = [file_digest(path) for path in (manifest_path, *filter(None, embeddings.values()))]  # once per job, not per method
+        # once per job, not per method: what every method reads (the text tower's weights included)
+        shared = [file_digest(path) for path in (manifest_path, *filter(None, embeddings.values()))] + [vlm_digest(params)]
         described = {style: file_digest(path) for style, path in descriptions.items()}
+        llm_weights = lru_cache(maxsize=1)(lambda: llm_digest(params))
         for method in methods:
             style = DESCRIPTION_STYLE.get(method)
             key = baseline_key(params, manifest["dataset"], method, seed, shared + ([described[style]] if style else [])
                                + ([file_digest(RELEASED_PATH)] if method in RELEASED_METHODS else [])
-                               + ([file_digest(trained[method])] if method in trained else []))
+                               + ([file_digest(trained[method])] if method in trained else [])
+                               + ([llm_weights()] if method in LLM_METHODS else []))
             result = store.restore(outputs[method], key)
             if result is None:
                 started = time.perf_counter()
@@ -247,7 +250,7 @@ def baseline_key(params: C.Params, dataset: str, method: str, seed: int, digests
     """Everything one baseline's result depends on: the code, its method's params, the VLM, how
     the data were read, and the content (``digests``) of every file it reads (manifest, embeddings,
     descriptions)."""
-    from glov.resume import code_fingerprint
+    from glov.store import code_fingerprint
     from glov.tracking import params_hash
 
     p = asdict(params)

@@ -152,6 +152,27 @@ def track(params: C.Params, name: str, extra: dict):
 def vlm_spec(params: C.Params):
     return resolve_vlm(params.vlm.name, params.vlm.arch, params.vlm.pretrained, MODELS_DIR / "vlm", params.vlm.path)
 
+def vlm_digest(params: C.Params) -> str:
+    """The VLM's weights as a result-store key part (glov.provenance): a local model by content."""
+    from glov.provenance import location_digest
+    from glov.registry import LOCAL_DIR
+
+    spec = vlm_spec(params)
+    if spec.arch.startswith(LOCAL_DIR):
+        return location_digest(spec.arch[len(LOCAL_DIR):])
+    if spec.family == ANSWER or not spec.pretrained:
+        return location_digest(spec.arch)
+    return f"{spec.arch}|{location_digest(spec.pretrained)}"
+
+
+def llm_digest(params: C.Params) -> str:
+    """The LLM's weights as a result-store key part: the local folder or GGUF file by content."""
+    from glov.provenance import location_digest
+
+    spec = llm_spec(params)
+    return location_digest(str(Path(spec.path) / spec.gguf_file) if spec.gguf_file and Path(spec.path).is_dir() else spec.path)
+
+
 def answering(params: C.Params) -> bool:
     """An encoder-decoder VLM (LLaVA-style): prompts are questions, scored on the images themselves."""
     return vlm_spec(params).family == ANSWER

@@ -17,11 +17,18 @@ log = logging.getLogger(__name__)
 
 
 def export_bundled_dataset(params: C.Params, dataset: str, out_dir: str | Path) -> None:
-    from glov.data.sources import export_task
+    """A lab task's images as an image folder, built under a temporary name and renamed into place
+    with its record (:data:`glov.data.EXPORT_RECORD`) when complete: a stopped export leaves
+    nothing that looks like the task."""
+    from glov.data import EXPORT_RECORD
+    from glov.data.sources import SOURCES_VERSION, export_task
+    from glov.io import atomic_dir
 
     spec = get_dataset_spec(dataset, params.data.custom)
     with track(params, f"export_bundled_dataset/{dataset}", {"dataset": dataset}) as tracker:
-        n = export_task(spec.bundled, out_dir)
+        with atomic_dir(out_dir) as work:
+            n = export_task(spec.bundled, work)
+            write_json(work / EXPORT_RECORD, {"source": spec.bundled, "images": n, "sources_version": SOURCES_VERSION})
         tracker.log_metrics({"n_images": n})
     log.info("exported %d images of %s to %s", n, dataset, out_dir)
 

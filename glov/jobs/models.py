@@ -13,18 +13,19 @@ from glov.registry import resolve_llm
 
 
 def train_lab_vlm(params: C.Params, out_dir: str | Path) -> None:
-    """Build (and for ``lab-minilm`` train) the offline VLM; its loss curve goes to MLflow."""
+    """Build (and for ``lab-minilm`` train) the offline VLM; its loss curve, the weights' sha256 and
+    the environment they are conditional on go to MLflow."""
     from glov.lab_vlm import BUILDERS, TRAINING_RECORD
 
     with track(params, f"train_lab_vlm/{params.vlm.name}", {}) as tracker:
         out = BUILDERS[vlm_spec(params).builder](out_dir, params.vlm.train)
         record_path = Path(out) / TRAINING_RECORD
-        if record_path.exists():
-            record = read_json(record_path)
-            for epoch, loss in enumerate(record["loss_per_epoch"], start=1):
-                tracker.log_metrics({"train_loss": loss}, step=epoch)
-            tracker.log_metrics({f"n_images/{s}": n for s, n in record["n_images"].items()})
-            tracker.log_artifact(record_path)
+        record = read_json(record_path)
+        for epoch, loss in enumerate(record.get("loss_per_epoch", []), start=1):
+            tracker.log_metrics({"train_loss": loss}, step=epoch)
+        tracker.log_metrics({f"n_images/{s}": n for s, n in record.get("n_images", {}).items()})
+        tracker.set_tags({"weights_sha256": record["weights_sha256"], **{f"env.{k}": v for k, v in record["environment"].items()}})
+        tracker.log_artifact(record_path)
 
 def cache_llm(params: C.Params, out_dir: str | Path) -> None:
     with track(params, f"cache_llm/{params.llm.name}", {}):

@@ -7,7 +7,8 @@ import logging
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Mapping, Sequence
+from functools import lru_cache
+from typing import Callable, Mapping, Sequence
 
 from tqdm import tqdm
 
@@ -15,7 +16,7 @@ from glov import config as C
 from glov.data import get_dataset_spec
 from glov.generation import CACHED, RECOMPUTED
 from glov.io import read_json, write_json
-from glov.jobs.common import answering, base_prompt, dataset_params, llm_sampling, load_llm, process_start, track
+from glov.jobs.common import answering, base_prompt, dataset_params, llm_digest, llm_sampling, load_llm, process_start, track, vlm_digest
 from glov.jobs.embed import Scorer
 from glov.optimizer import StepConfig, Task, init_state
 from glov.optimizer.parse import MAX_CHARS
@@ -48,26 +49,47 @@ def official_wording(params: C.Params) -> Wording | None:
         return None
     return wording(LLAVA if answering(params) else CLIP)
 
-def _step_key(params: C.Params, dataset: str, alpha: float, seed: int, step_index: int, previous: State | None) -> str:
+def step_inputs(params: C.Params, manifest_path: str | Path, train_emb: str | Path | None, task: Task) -> dict:
+    """The content of what every step of a (dataset, seed) reads, as digests (glov.provenance): the
+    manifest (classes, splits), the cached fitness embeddings, the VLM's and the LLM's weights (the
+    LLM for steps after the first only: step 0 does not read it), and the text the chat states
+    about the dataset. A retrained VLM or an edited description changes every step's key."""
+    from glov.provenance import file_digest
+
+    return {"manifest": file_digest(manifest_path), "train_embeddings": file_digest(train_emb) if train_emb else None,
+            "vlm": vlm_digest(params), "task": asdict(task)}
+
+
+def _step_key(params: C.Params, dataset: str, alpha: float, seed: int, step_index: int, previous: State | None,
+              inputs: dict, llm: Callable[[], str]) -> str:
     """Everything one chain's step depends on, and nothing else: not the other chains, seeds,
-    datasets or methods of the run, nor its number of steps or how they are cut into jobs."""
-    from glov.resume import code_fingerprint
+    datasets or methods of the run, nor its number of steps or how they are cut into jobs.
+    ``inputs``: :func:`step_inputs`; ``llm``: the LLM's digest, asked for steps after step 0 only."""
+    from glov.store import code_fingerprint
     from glov.tracking import params_hash
 
     p = asdict(params)
     data = dataset_params(p, dataset)
     optimizer = {k: v for k, v in p["optimizer"].items() if k not in ("steps", "steps_per_job", "minutes_per_step")}
-    llm = {k: v for k, v in p["llm"].items() if k != "max_batch_rows"}
-    chain = {"data": data, "vlm": p["vlm"], "llm": llm, "optimizer": optimizer,
+    llm_params = {k: v for k, v in p["llm"].items() if k != "max_batch_rows"}
+    chain = {"data": data, "vlm": p["vlm"], "llm": llm_params, "optimizer": optimizer,
              "steering": {k: p["steering"][k] for k in ("layer", "layer_fraction")}}
     switches = departures(p["protocol"], "glov_steps")
     if switches:
         chain["protocol"] = switches
-    if is_official(params.protocol, "meta_prompt"):  # the official name and paragraph of the dataset enter the chat
-        chain["task"] = asdict(task_of(params, dataset, ""))
+    if is_official(params.protocol, "meta_prompt"):  # the released code's words enter the chat
         chain["official_sources"] = sources_digest()
     return params_hash({"code": code_fingerprint(), "params": chain, "dataset": dataset, "alpha": alpha, "seed": seed,
-                        "step": step_index, "previous": previous.to_dict() if previous else None})
+                        "step": step_index, "previous": previous.to_dict() if previous else None,
+                        "inputs": inputs | ({"llm": llm()} if step_index else {})})
+
+def start(params: C.Params, fitness: Callable[[str], float]) -> tuple[State, dict]:
+    """Step 0: the base template (or prompt) scored, spelt in the history as the official
+    meta-prompt spells it where that is the released code's (glov.official)."""
+    template = base_prompt(params)
+    words = official_wording(params)
+    return init_state(template, fitness, official_base_shown(template, words) if words else None)
+
 
 def task_of(params: C.Params, dataset: str, description: str) -> Task:
     """What the meta-prompt says about the dataset. The official one names it as the released code
@@ -91,10 +113,10 @@ def run_steps(
     """One job: steps ``steps`` of every alpha chain of one (dataset, seed), the models loaded once
     and the chains' candidates sampled in one batch per step. Step 0 scores the base template (or
     prompt); a block that starts later continues from ``previous[alpha]``, the step JSON before it.
-    Every finished step is kept in the :class:`glov.resume.ResultStore`, and a step found there is
+    Every finished step is kept in the :class:`glov.store.ResultStore`, and a step found there is
     not computed again. The step JSONs do not depend on how steps are cut into jobs."""
     from glov.optimizer import step_chains
-    from glov.resume import ResultStore
+    from glov.store import ResultStore
 
     manifest = read_json(manifest_path)
     dataset = manifest["dataset"]
@@ -106,16 +128,16 @@ def run_steps(
         store, llm, restored, llm_load_s = ResultStore(), None, 0, 0.0
         loaded = time.time()
         task = task_of(params, dataset, manifest["description"])
+        inputs = step_inputs(params, manifest_path, train_emb, task)
+        llm_weights = lru_cache(maxsize=1)(lambda: llm_digest(params))
         states: dict[float, State | None] = {a: State.from_dict(read_json(previous[a])["state"]) if steps[0] else None for a in alphas}
         for t in tqdm(steps, desc=f"GLOV {dataset} s{seed}", unit="step"):
-            keys = {a: _step_key(params, dataset, a, seed, t, states[a]) for a in alphas}
+            keys = {a: _step_key(params, dataset, a, seed, t, states[a], inputs, llm_weights) for a in alphas}
             records = {a: store.restore(outputs[a, t], keys[a]) for a in alphas}
             todo = [a for a in alphas if records[a] is None]
             restored += len(alphas) - len(todo)
             if todo and t == 0:
-                template = base_prompt(params)
-                words = official_wording(params)
-                base = init_state(template, fitness, official_base_shown(template, words) if words else None)[1]  # the same for every alpha
+                base = start(params, fitness)[1]  # the same for every alpha
                 records.update({a: base for a in todo})
             elif todo:
                 if llm is None:

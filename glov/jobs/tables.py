@@ -40,8 +40,8 @@ def write_lab_table(params: C.Params, rows: list[dict], records: dict | None = N
     spreads = {d: {seed: spread(d, seed) for seed in params.seeds} for d in tasks} if alphas else {}
     record_path = Path(paths.VLM_DIR.format(vlm=params.vlm.name)) / TRAINING_RECORD
     trained = "untrained image tower: every accuracy is chance by construction"
-    if record_path.exists():
-        record = read_json(record_path)
+    record = read_json(record_path) if record_path.exists() else {}
+    if record.get("trained", "loss_per_epoch" in record):  # records of untrained towers say so
         images = ", ".join(f"{n} {s}" for s, n in record["n_images"].items())
         trained = (f"trained on {images} images ({record['n_captions']} distinct captions), {record['config']['epochs']} epochs, "
                    f"final loss {record['loss_per_epoch'][-1]:.3f}; the tasks use held-out images only")

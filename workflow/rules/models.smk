@@ -10,7 +10,7 @@ rule train_lab_vlm:
     params:
         vlm=only("vlm", "name", "arch", "pretrained", "train"),
         sources=SOURCES_VERSION,  # new captions or splits retrain the lab VLM (Snakemake reruns on a params change)
-    threads: workflow.cores
+    threads: PARAMS.vlm.train.threads  # what training computes with on any machine (fewer cores: the same threads share them)
     resources:
         mem_mb=6000,
     # the critical path (train -> embed -> GLOV steps -> score) starts first. Snakemake's scheduler

@@ -1,0 +1,91 @@
+"""What a result was computed from: the digests of the files it read (data, embeddings, model
+weights) and the environment it ran in.
+
+A stored result is reused only when everything it depends on is the same (glov.store): its key
+holds these digests, not just the params. Hashing a 16 GB LLM for every job would cost minutes, so
+a file's digest is kept beside its size and modification time (in ``.snakemake/glov/digests.json``)
+and computed again only when either changes, as DVC and git do. The environment record (library
+versions, torch's thread count, the CPU's instruction set) goes into the training record and the
+run's provenance, so `glov diff --exact` can say where two runs' inputs part.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterable
+
+DIGESTS = Path(".snakemake/glov/digests.json")
+_SKIP = {"training.json"}  # records about a model, not part of it
+
+
+def _cache() -> dict:
+    try:
+        return json.loads(DIGESTS.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """sha256 of a file's content, remembered against its (size, mtime) so an unchanged file is not
+    read again."""
+    from glov.io import file_digest as sha256_of, write_json
+
+    p = Path(path)
+    st = p.stat()
+    key, stamp = str(p.resolve()), [st.st_size, st.st_mtime_ns]
+    cache = _cache()
+    if cache.get(key, {}).get("stamp") == stamp:
+        return cache[key]["sha256"]
+    digest = sha256_of(p)
+    if DIGESTS.parent.is_dir() or Path(".snakemake").is_dir():  # a project folder: keep it for the next job
+        cache = _cache()  # another job may have written meanwhile
+        cache[key] = {"stamp": stamp, "sha256": digest}
+        write_json(DIGESTS, cache)
+    return digest
+
+
+def files_digest(paths: Iterable[str | os.PathLike], root: str | os.PathLike | None = None) -> str:
+    """One digest of several files, each named relative to ``root`` (names and contents count)."""
+    h = hashlib.sha256()
+    for p in sorted(Path(x) for x in paths):
+        name = p.relative_to(root).as_posix() if root is not None else p.name
+        h.update(f"{name}\0{file_digest(p)}\n".encode())
+    return h.hexdigest()
+
+
+def location_digest(location: str) -> str:
+    """What a model at ``location`` is: a local folder's files (its records aside) or a local file
+    by content; a hub id or tag by its name (hub releases are immutable by name)."""
+    p = Path(location)
+    if p.is_dir():
+        return files_digest([f for f in p.rglob("*") if f.is_file() and f.name not in _SKIP and not f.name.startswith(".")], p)
+    if p.is_file():
+        return file_digest(p)
+    return f"id:{location}"
+
+
+@lru_cache(maxsize=1)
+def environment() -> dict[str, str]:
+    """The libraries and machine a job ran on: what byte-identical results are conditional on."""
+    import numpy
+    import torch
+
+    versions = {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__}
+    for name, module in (("transformers", "transformers"), ("open_clip", "open_clip")):
+        try:
+            versions[name] = __import__(module).__version__
+        except ImportError:
+            versions[name] = "absent"
+    return versions | {"cpu": torch.backends.cpu.get_cpu_capability(), "machine": platform.machine()}
+
+
+def job_environment() -> dict[str, str]:
+    """:func:`environment` and the number of threads torch computes with in this job now."""
+    import torch
+
+    return environment() | {"torch_threads": str(torch.get_num_threads())}
