@@ -97,6 +97,7 @@ def test_lab_table_reports_oracle_headroom_and_counts_only_intervals_that_exclud
     assert "GLOV answers every test image as S-TEMP (+0.0 [+0.0, +0.0] (5 seeds))." in same and "| a | - | 0 | - |" in same
     one = lab_table(rows, {"a": 10.0}, {}, "# H", {"a": Controls(None, 0, {("glov", "s_temp"): interval(3.0, 1.0, 5.0, seeds=1)})})
     assert "GLOV − S-TEMP: +3.0 [+1.0, +5.0] * (1 seed: images only)." in one
+    assert "| a | 2.00 | - | - | - | 2.00 | no (1 seed: images only) |" in one  # no claim on the resolution from one seed
     assert one.rstrip().endswith("The seeds are too few to generalise: with one seed an interval covers the test images only and "
                                  "cannot say whether one method is better.")
     assert "GLOV beats" not in one
