@@ -2,10 +2,16 @@
 
 A and B may each be a results directory (a checkout or copy of the project, or its ``results/``
 folder), a git revision, or a DVC experiment name (DVC keeps experiments as git refs under
-``refs/exps``). Every run writes ``results/metrics.json`` with keys ``<method>/<dataset>/test_acc``
-and is described by its ``params.yaml``, so that is all this reads. A revision or experiment keeps
-its metrics in DVC's cache, found through the hash its ``dvc.lock`` records (older commits that
-carried ``results/metrics.json`` in git are read from git).
+``refs/exps``). Every run writes ``results/metrics.json`` with keys ``<method>/<dataset>/test_acc``,
+``results/correct.json`` with which test images each of those results gets right, and is described
+by its ``params.yaml``, so that is all this reads. A revision or experiment keeps its metrics and
+correctness records in DVC's cache, found through the hashes its ``dvc.lock`` records (older commits
+that carried ``results/metrics.json`` in git are read from git). A directory without
+``results/correct.json`` (run before it existed) is read from its score and baseline files.
+
+Each difference B - A comes with the 95 % interval of :func:`glov.stats.difference` (seeds, then test
+images: paired where both runs scored the same ones) and is marked ``*`` as changed only when that
+interval excludes 0. Runs without correctness records get the plain difference, and the output says so.
 """
 
 from __future__ import annotations
@@ -18,8 +24,11 @@ from typing import Any, Mapping
 
 import yaml
 
+from glov.stats import Interval, Side, difference, format_interval, interval_seed, read_correctness
 from glov.tables import LABELS
 from glov.tracking import flatten
+
+Correct = dict[str, dict[str, dict[int, tuple[str, str]]]]  # method -> dataset -> seed -> (test_correct, test_set)
 
 
 class DiffError(RuntimeError):
@@ -31,6 +40,7 @@ class Snapshot:
     label: str
     metrics: dict[str, float]
     params: dict[str, Any]
+    correct: Correct | None = None  # None: the run records no per-image correctness (older runs)
 
 
 def _git(repo: Path, *args: str) -> str | None:
@@ -50,8 +60,33 @@ def _from_directory(path: Path) -> Snapshot:
     if not metrics_file.exists():
         raise DiffError(f"{path} has no results/metrics.json: run the workflow there first (snakemake --cores all)")
     params_file = root / "params.yaml"
-    params = yaml.safe_load(params_file.read_text()) if params_file.exists() else {}
-    return Snapshot(str(path), json.loads(metrics_file.read_text()), params or {})
+    params = (yaml.safe_load(params_file.read_text()) if params_file.exists() else {}) or {}
+    correct_file = root / "results" / "correct.json"
+    correct = read_correctness(json.loads(correct_file.read_text())) if correct_file.exists() else _from_result_files(root, params)
+    return Snapshot(str(path), json.loads(metrics_file.read_text()), params, correct)
+
+
+def _from_result_files(root: Path, raw_params: Mapping[str, Any]) -> Correct | None:
+    """A run written before results/correct.json: the same records from the score and baseline files
+    its params name (the files aggregate reads), or None where there are none."""
+    from glov import config as C
+    from glov import paths
+    from glov.config import BASELINE_METHODS
+    from glov.jobs.tables import result_records
+    from glov.stats import correctness_file
+
+    try:
+        params = C.from_dict(raw_params)
+    except C.ConfigError:  # params of another version of the code: no records rather than a wrong guess
+        return None
+    run = dict(vlm=params.vlm.name, llm=params.llm.name)
+    entries = [(d, a, s) for d in params.data.datasets for a in C.glov_alphas(params) for s in params.seeds]
+    scores = {e: root / paths.SCORE.format(dataset=e[0], alpha=C.alpha_tag(e[1]), seed=e[2], **run) for e in entries}
+    scores = {e: p for e, p in scores.items() if p.is_file()}
+    baselines = [root / paths.BASELINE.format(dataset=d, method=m, seed=s, **run) for d in params.data.datasets
+                 for m in params.methods if m in BASELINE_METHODS for s in params.seeds]
+    records = result_records(list(scores), [str(p) for p in scores.values()], [str(p) for p in baselines if p.is_file()])
+    return read_correctness(correctness_file(records)) or None
 
 
 def _dvc_cached(repo: Path, commit: str, path: str) -> str | None:
@@ -80,7 +115,9 @@ def _from_revision(repo: Path, ref: str) -> Snapshot:
             "`dvc exp show`), or compare two results directories"
         )
     params = _git(repo, "show", f"{commit}:params.yaml")
-    return Snapshot(f"{ref} ({commit[:7]})", json.loads(metrics), yaml.safe_load(params or "") or {})
+    correct = _dvc_cached(repo, commit, "results/correct.json")
+    return Snapshot(f"{ref} ({commit[:7]})", json.loads(metrics), yaml.safe_load(params or "") or {},
+                    read_correctness(json.loads(correct)) if correct else None)
 
 
 def load_snapshot(ref: str, repo: str | Path = ".") -> Snapshot:
@@ -104,21 +141,75 @@ def accuracy_table(a: Mapping[str, float], b: Mapping[str, float]) -> dict[str, 
     return table
 
 
-def _cell(pair: tuple[float | None, float | None]) -> str:
-    x, y = pair
+@dataclass(frozen=True)
+class Cell:
+    """One (dataset, method) of a diff: A's and B's test accuracy (None where a run lacks it) and the
+    interval of B - A (None without correctness records on both sides)."""
+
+    a: float | None
+    b: float | None
+    interval: Interval | None = None
+
+    @property
+    def changed(self) -> bool:
+        return self.interval is not None and self.interval.changed
+
+
+def _side(correct: Correct | None, method: str, dataset: str) -> Side | None:
+    from glov.baselines import DETERMINISTIC
+
+    found = (correct or {}).get(method, {}).get(dataset)
+    return Side(found, fixed=method in DETERMINISTIC and len(found) == 1) if found else None
+
+
+def compare(a: Snapshot, b: Snapshot, resamples: int = 2000) -> dict[str, dict[str, Cell]]:
+    """dataset -> method -> :class:`Cell`, B - A, every interval seeded by the cell it is for."""
+    cells: dict[str, dict[str, Cell]] = {}
+    for dataset, row in accuracy_table(a.metrics, b.metrics).items():
+        for method, (x, y) in row.items():
+            sides = _side(b.correct, method, dataset), _side(a.correct, method, dataset)
+            interval = difference(*sides, resamples, interval_seed("diff", method, dataset)) if all(sides) and None not in (x, y) else None
+            cells.setdefault(dataset, {})[method] = Cell(x, y, interval)
+    return cells
+
+
+def _cell(cell: Cell) -> str:
+    x, y = cell.a, cell.b
     if x is None or y is None:
         return f"{'-' if x is None else f'{x:.1f}'} -> {'-' if y is None else f'{y:.1f}'}"
+    if cell.interval is not None:
+        return format_interval(cell.interval, f"{x:.1f} -> {y:.1f}")
     return f"{y - x:+.1f} ({x:.1f} -> {y:.1f})"
 
 
+def _resamples(a: Snapshot, b: Snapshot) -> int:
+    """``ablation.bootstrap`` of B's params (else A's), as lab.md and protocol.md use it."""
+    for params in (b.params, a.params):
+        value = (params.get("ablation") or {}).get("bootstrap")
+        if isinstance(value, int) and value > 0:
+            return value
+    from glov import config as C
+
+    return C.from_dict({}).ablation.bootstrap
+
+
 def format_diff(a: Snapshot, b: Snapshot) -> str:
-    table = accuracy_table(a.metrics, b.metrics)
+    resamples = _resamples(a, b)
+    table = compare(a, b, resamples)
     methods = [m for m in LABELS if any(m in row for row in table.values())]
     methods += sorted({m for row in table.values() for m in row} - set(methods))
     datasets = sorted(d for d in table if d != "mean") + (["mean"] if "mean" in table else [])
-    lines = [f"A: {a.label}", f"B: {b.label}", "", "test top-1 accuracy, B - A (A -> B):", "",
-             "| dataset | " + " | ".join(LABELS.get(m, m) for m in methods) + " |", "|---|" + "---|" * len(methods)]
-    lines += ["| " + d + " | " + " | ".join(_cell(table[d].get(m, (None, None))) for m in methods) + " |" for d in datasets]
+    lines = [f"A: {a.label}", f"B: {b.label}", ""]
+    missing = [s.label for s in (a, b) if s.correct is None]
+    if missing:
+        lines += [f"no per-image records (results/correct.json) in {' and '.join(missing)}: plain differences B - A (A -> B), "
+                  "no intervals; rerun the workflow there to get them", ""]
+    else:
+        lines += ["test top-1 accuracy, B - A [95 % interval] * (A -> B; seeds); * = changed: the interval excludes 0",
+                  f"intervals: seeds, then test images ({resamples} two-level bootstrap resamples, glov.stats); 'unpaired images': "
+                  "the runs scored different test images, drawn independently; the mean row has none", ""]
+    lines += ["| dataset | " + " | ".join(LABELS.get(m, m) for m in methods) + " |", "|---|" + "---|" * len(methods)]
+    lines += ["| " + d + " | " + " | ".join(_cell(table[d].get(m, Cell(None, None))) for m in methods) + " |" for d in datasets]
     changed = params_diff(a.params, b.params)
     lines += ["", "params that differ:" if changed else "params: identical"]
     lines += [f"  {k}: {x} -> {y}" for k, x, y in changed]

@@ -26,6 +26,7 @@ PAPER_TABLE = "results/tables/paper_table1.md"
 LAB_TABLE = "results/tables/lab.md"
 PROTOCOL_TABLE = "results/tables/protocol.md"  # the protocol ablation (glov.ablation)
 METRICS = "results/metrics.json"
+CORRECT = "results/correct.json"  # which test images each table cell's result gets right (glov.stats; DVC-cached for glov diff)
 PLOT = "results/plots/{dataset}.png"
 CURVE = "results/curves/{dataset}_a{alpha}.csv"
 

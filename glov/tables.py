@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 from glov.io import read_json, write_json, write_text
+from glov.stats import Interval, Side, difference, format_interval, interval_seed, side
 
 S_TEMP, DS_TEMP, LLM_OPT, GLOV_WO, GLOV = "s_temp", "ds_temp", "llm_opt", "glov_wo_guidance", "glov"
 CUPL, DCLIP, AWT = "cupl", "dclip", "awt"
@@ -186,32 +187,25 @@ LAB_PAIRS = ((GLOV, S_TEMP), (GLOV_WO, S_TEMP), (GLOV, GLOV_WO), (GLOV_WO, "rand
 
 @dataclass(frozen=True)
 class Controls:
-    """What calibrates a lab task: the test-chosen oracle template (mean over seeds) and paired
-    bootstrap intervals (mean, low, high) of the method differences in :data:`LAB_PAIRS`."""
+    """What calibrates a lab task: the test-chosen oracle template (mean over seeds) and the
+    two-level intervals (:mod:`glov.stats`) of the method differences in :data:`LAB_PAIRS`."""
 
     oracle: float | None
     n_templates: int
-    intervals: Mapping[tuple[str, str], tuple[float, float, float]]
+    intervals: Mapping[tuple[str, str], Interval]
     wordings: Mapping[str, float] = field(default_factory=dict)  # diagnostic wording -> test accuracy, mean over seeds
 
 
 def lab_controls(records: Mapping[tuple[str, str, int], Mapping], oracles: Sequence[Mapping], task: str, seeds: Sequence[int],
                  resamples: int) -> Controls:
-    """``records[(method, task, seed)]``: the result a table cell comes from (with ``test_correct``);
-    a method run once (S-TEMP) is paired with every seed. Intervals combine the seeds: each
-    resample draws the test images of every seed and averages the seed differences."""
-    from glov.ablation import bootstrap_difference, interval_seed
-
-    def record(method: str, seed: int) -> Mapping | None:
-        return records.get((method, task, seed)) or records.get((method, task, seeds[0]))
-
+    """``records[(method, task, seed)]``: the result a table cell comes from (with ``test_correct``).
+    A method without randomness, run once (S-TEMP), is constant across the other side's seeds; the
+    others are paired by seed (:func:`glov.stats.difference`)."""
     intervals = {}
     for a, b in LAB_PAIRS:
-        pairs = [(record(a, s), record(b, s)) for s in seeds]
-        runs = [(x["test_correct"], y["test_correct"], x["test_set"] == y["test_set"]) for x, y in pairs
-                if x and y and "test_correct" in x and "test_correct" in y]
-        if runs:
-            intervals[a, b] = bootstrap_difference(runs, resamples, interval_seed("lab", f"{a}-{b}", task))
+        sides = [_side(records, method, task, seeds) for method in (a, b)]
+        if all(sides):
+            intervals[a, b] = difference(*sides, resamples, interval_seed("lab", f"{a}-{b}", task))
     mine = [o for o in oracles if o["dataset"] == task]
     worded = [dict(o["wordings"]) for o in mine if "wordings" in o]  # oracle files written before the wordings have none
     wordings = {w: statistics.fmean(o[w] for o in worded) for w in (worded[0] if worded else {}) if all(w in o for o in worded)}
@@ -219,8 +213,31 @@ def lab_controls(records: Mapping[tuple[str, str, int], Mapping], oracles: Seque
                     intervals, wordings)
 
 
-def _interval(mean: float, low: float, high: float) -> str:
-    return f"{mean:+.1f} [{low:+.1f}, {high:+.1f}]" + (" *" if low > 0 or high < 0 else "")
+def _side(records: Mapping[tuple[str, str, int], Mapping], method: str, task: str, seeds: Sequence[int]) -> Side | None:
+    """A method's per-seed correctness records, or None when it has none (a method not run, or
+    results written before ``test_correct`` existed)."""
+    from glov.baselines import DETERMINISTIC
+
+    found = {s: records[method, task, s] for s in seeds if (method, task, s) in records}
+    if not found or not all("test_correct" in r for r in found.values()):
+        return None
+    return side(found, fixed=method in DETERMINISTIC and len(found) == 1)
+
+
+def _verdict(a: str, b: str, iv: Interval) -> str:
+    """One sentence on ``a - b`` from its interval: better or worse only when it excludes 0, and
+    never a verdict about the methods from one seed (the task's line then says why)."""
+    cell = format_interval(iv)
+    if iv.mean == iv.low == iv.high == 0:
+        return f"{a} answers every test image as {b} ({cell})."
+    if not iv.seeds_covered:
+        return f"{a} − {b}: {cell}."
+    return f"{a} {'beats' if iv.low > 0 else 'is worse than' if iv.high < 0 else 'cannot be told apart from'} {b} ({cell})."
+
+
+def _images_only(c: Controls) -> str:
+    """A half-width from one seed leaves the seeds' noise out: it says nothing about the design's resolution."""
+    return "" if all(iv.seeds_covered for iv in c.intervals.values()) else " (1 seed: images only)"
 
 
 def _short(method: str) -> str:
@@ -247,9 +264,13 @@ def lab_table(rows: list[dict], chance: Mapping[str, float], spreads: Mapping[st
     if controls:
         lines += ["", "## Controls and intervals", "",
                   "Oracle: the best single template any method scored, chosen on *test*: an upper bound, never selectable "
-                  "(an ensemble can beat it, so the headroom can be negative). Differences: mean over seeds in points, paired "
-                  "bootstrap 95 % interval over test images with the seeds combined; `*` marks an interval that excludes 0, "
-                  "the only case in which one method counts as better.", "",
+                  "(an ensemble can beat it, so the headroom can be negative). Differences: mean over seeds in points with a "
+                  "95 % interval that covers both sources of noise, from a two-level bootstrap (glov.stats): each resample draws "
+                  "the seeds (the LLM's sampling decides which prompts a chain finds; the same seeds for both methods), then the "
+                  "test images (one draw shared by every seed and both methods that scored the same images), widened for the "
+                  "small number of seeds. A method run once (S-TEMP) is the same in every seed. The number of seeds is beside "
+                  "each interval; with 1 seed it covers the test images only and says nothing about the methods. `*` marks an "
+                  "interval that excludes 0, the only case in which one method counts as better.", "",
                   "| task | oracle (test-chosen) | templates | headroom over GLOV | "
                   + " | ".join(f"{_short(a)} − {_short(b)}" for a, b in LAB_PAIRS) + " |",
                   "|---|---|---|---|" + "---|" * len(LAB_PAIRS)]
@@ -259,13 +280,13 @@ def lab_table(rows: list[dict], chance: Mapping[str, float], spreads: Mapping[st
                 continue
             glov = _cell(rows, GLOV, task)
             headroom = f"{c.oracle - glov['mean']:+.1f}" if c.oracle is not None and glov else "-"
-            cells = [_interval(*c.intervals[pair]) if pair in c.intervals else "-" for pair in LAB_PAIRS]
+            cells = [format_interval(c.intervals[pair]) if pair in c.intervals else "-" for pair in LAB_PAIRS]
             lines.append(f"| {task} | {'-' if c.oracle is None else f'{c.oracle:.1f}'} | {c.n_templates} | {headroom} | " + " | ".join(cells) + " |")
-    widths = {task: {pair: (iv[2] - iv[1]) / 2 for pair, iv in c.intervals.items()} for task, c in controls.items() if c.intervals}
+    widths = {task: {pair: iv.half_width for pair, iv in c.intervals.items()} for task, c in controls.items() if c.intervals}
     if widths:
         lines += ["", "## Resolution", "",
-                  f"Half-width of each paired interval above, in points (docs/LAB.md: the design is good when it is at most "
-                  f"{RESOLUTION_TARGET} at 5 seeds).", "",
+                  f"Half-width of each interval above (seeds and test images), in points (docs/LAB.md: the design is good when "
+                  f"it is at most {RESOLUTION_TARGET} at 5 seeds).", "",
                   "| task | " + " | ".join(f"{_short(a)} − {_short(b)}" for a, b in LAB_PAIRS) + f" | largest | ≤ {RESOLUTION_TARGET} |",
                   "|---|" + "---|" * (len(LAB_PAIRS) + 2)]
         for task in chance:
@@ -273,7 +294,7 @@ def lab_table(rows: list[dict], chance: Mapping[str, float], spreads: Mapping[st
                 w = widths[task]
                 largest = max(w.values())
                 lines.append(f"| {task} | " + " | ".join(f"{w[pair]:.2f}" if pair in w else "-" for pair in LAB_PAIRS)
-                             + f" | {largest:.2f} | {'yes' if largest <= RESOLUTION_TARGET else 'no'} |")
+                             + f" | {largest:.2f} | {'yes' if largest <= RESOLUTION_TARGET else 'no'}{_images_only(controls[task])} |")
     worded = {task: c.wordings for task, c in controls.items() if c.wordings}
     if worded:
         wordings = list(dict.fromkeys(w for ws in worded.values() for w in ws))
@@ -299,16 +320,17 @@ def lab_table(rows: list[dict], chance: Mapping[str, float], spreads: Mapping[st
             matters = sum(sp["spread"] >= WORDING_MATTERS for sp in seeds)
             line += f" Wording matters in {matters} of {len(seeds)} seeds (largest spread {max(sp['spread'] for sp in seeds):.1f} points)."
         intervals = controls[task].intervals if task in controls else {}
-        for name, key, row in (("GLOV", GLOV, glov), ("GLOV w/o guidance", GLOV_WO, wo)):
-            if (key, S_TEMP) in intervals:
-                mean, low, high = intervals[key, S_TEMP]
-                verdict = ("beats" if low > 0 else "is worse than" if high < 0 else
-                           "answers every test image as" if mean == low == high == 0 else "cannot be told apart from")
-                line += f" {name} {verdict} S-TEMP ({_interval(mean, low, high)})."
-            elif row and s_temp:
-                delta = row["mean"] - s_temp["mean"]
+        rows_of = {S_TEMP: s_temp, GLOV: glov, GLOV_WO: wo}
+        for a, b in LAB_PAIRS:
+            if (a, b) in intervals:
+                line += f" {_verdict(_short(a), _short(b), intervals[a, b])}"
+            elif b == S_TEMP and rows_of[a] and s_temp:
+                delta = rows_of[a]["mean"] - s_temp["mean"]
                 verdict = "beats" if delta > 0 else "ties with" if delta == 0 else "does not beat"
-                line += f" {name} {verdict} S-TEMP ({delta:+.1f} points, no interval)."
+                line += f" {_short(a)} {verdict} S-TEMP ({delta:+.1f} points, no interval)."
+        if any(not iv.seeds_covered for iv in intervals.values()):
+            line += (" The seeds are too few to generalise: with one seed an interval covers the test images only and cannot "
+                     "say whether one method is better.")
         lines.append(line)
     return "\n".join(lines) + "\n"
 

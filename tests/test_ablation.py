@@ -1,12 +1,12 @@
-"""The protocol ablation: variants, the paired bootstrap and the table (the workflow's plan is in
-tests/test_workflow.py)."""
+"""The protocol ablation: variants and the table (its intervals are glov.stats's, tested in
+tests/test_stats.py; the workflow's plan is in tests/test_workflow.py)."""
 
 from types import SimpleNamespace
 
 import pytest
 
 from glov import config as C
-from glov.ablation import bootstrap_difference, protocol_table, variant_protocol, with_variant
+from glov.ablation import protocol_table, variant_protocol, with_variant
 from glov.jobs.common import job_params
 from glov.paths import of_variant
 from glov.protocol import CLEAN, OFFICIAL, SWITCHES
@@ -35,33 +35,30 @@ def test_variant_paths_get_an_ablation_level():
     assert of_variant("results/x", ablated=False) == "results/x"
 
 
-def test_the_paired_bootstrap_on_hand_built_correctness():
-    same = ("1100110011", "1100110011", True)
-    assert bootstrap_difference([same, same], 500, 0) == (0.0, 0.0, 0.0)  # paired: identical runs never differ
-    assert bootstrap_difference([("1111111111", "0000000000", True)], 500, 0) == (100.0, 100.0, 100.0)
-    one_flip = ("1" * 50 + "0" * 50, "1" * 49 + "0" * 51, True)  # one image better out of 100
-    point, low, high = bootstrap_difference([one_flip], 2000, 0)
-    assert point == pytest.approx(1.0) and low == 0.0 and high == pytest.approx(3.0)
-    unpaired = bootstrap_difference([("1" * 50 + "0" * 50, "0" * 50 + "1" * 50, False)], 2000, 0)
-    assert unpaired[0] == 0.0 and unpaired[1] < -10 and unpaired[2] > 10  # independent draws: two binomial spreads
-    assert bootstrap_difference([one_flip], 2000, 0) == (point, low, high)  # seeded
-
-
-def test_the_protocol_table_marks_intervals_that_exclude_zero():
+def test_the_protocol_table_gives_two_level_intervals_with_their_seeds():
     def rec(correct, test_set="t"):
         return {"test_acc": 100.0 * correct.count("1") / len(correct), "test_correct": correct, "test_set": test_set}
 
+    seeds = range(5)
+    clean = {("glov", "toy", s): rec("0" * 40 + "1" * 60) for s in seeds}
     chosen = {
-        "clean": {("glov", "toy", 0): rec("0" * 40 + "1" * 60), ("glov", "toy", 1): rec("0" * 40 + "1" * 60)},
-        "official": {("glov", "toy", 0): rec("1" * 100), ("glov", "toy", 1): rec("1" * 100)},
-        "parser": {("glov", "toy", 0): rec("0" * 40 + "1" * 60), ("glov", "toy", 1): rec("0" * 40 + "1" * 60)},
+        "clean": clean,
+        "official": {("glov", "toy", s): rec("1" * 100) for s in seeds},  # 40 points better in every seed
+        "parser": dict(clean),
+        "meta_prompt": {("glov", "toy", s): rec("0" * (40 - 4 * s) + "1" * (60 + 4 * s)) for s in seeds},  # +0 .. +16: seeds disagree
+        "split_seed": {("glov", "toy", s): rec("0" * 40 + "1" * 60, "t" if s == 0 else f"own{s}") for s in seeds},
     }
     md = protocol_table(chosen, ["toy"], [("glov", "GLOV"), ("glov_wo_guidance", "GLOV w/o")], 500, "# T")
     lines = md.splitlines()
     assert lines[2] == "| variant | dataset | GLOV | Δ vs clean [95 % CI] | GLOV w/o | Δ vs clean [95 % CI] |"
     assert lines[4] == "| clean | toy | 60.0 | (reference) | - | - |"
-    assert lines[5].startswith("| official | toy | 100.0 | +40.0 [+") and lines[5].endswith("] * | - | - |")
-    assert lines[6] == "| parser | toy | 60.0 | +0.0 [+0.0, +0.0] | - | - |"
+    assert lines[5].startswith("| official | toy | 100.0 | +40.0 [+") and lines[5].endswith("] * (5 seeds) | - | - |")
+    assert lines[6] == "| parser | toy | 60.0 | +0.0 [+0.0, +0.0] (5 seeds) | - | - |"
+    # the seeds' spread (0 to 16 points) is in the interval: a variant better in every seed is not yet a verdict
+    low, high = (float(x) for x in lines[7].split("[")[1].split("]")[0].split(", "))
+    assert lines[7].startswith("| meta_prompt | toy | 68.0 | +8.0 [") and low < 0 < high and "*" not in lines[7]
+    assert lines[8].endswith("(5 seeds, unpaired images) | - | - |")  # seeds 1-4 scored their own test sets
+    assert protocol_table(chosen, ["toy"], [("glov", "GLOV")], 500, "# T") == protocol_table(chosen, ["toy"], [("glov", "GLOV")], 500, "# T")
 
 
 def test_which_variants_need_their_own_data_or_chains():

@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from glov.tables import aggregate, load_published, paper_table, per_seed_results, summary_rows, to_markdown
 
 
@@ -143,3 +145,63 @@ def test_lab_table_states_chance_spread_and_an_honest_verdict():
     assert "| a | 0 | 20 | 30.0 | 70.0 | 40.0 |" in md and "| a | 1 | 20 | 70.0 | 70.0 | 0.0 |" in md and "| b | 0 | 0 | - | - | - |" in md
     assert "- a: S-TEMP is above chance (60.0 ± 0.0 vs 10.0). Wording matters in 1 of 2 seeds (largest spread 40.0 points). GLOV does not beat S-TEMP (-1.5 points, no interval). GLOV w/o guidance beats S-TEMP (+1.0 points, no interval)." in md
     assert "- b: S-TEMP is NOT above chance (12.0 ± 0.0 vs 16.7). GLOV beats S-TEMP (+8.0 points, no interval)." in md
+
+
+def bits(right: int, n: int = 1000) -> str:
+    return "1" * right + "0" * (n - right)
+
+
+def test_lab_intervals_carry_the_seeds_spread_into_resolution_and_verdict():
+    """GLOV w/o guidance 3.0, 2.5, 1.5, 0.5 points below random search in four seeds and 0.5 above in
+    the fifth, on one shared test set: every seed's images say "worse", the seeds do not agree enough."""
+    from glov.tables import lab_controls, lab_table
+
+    below = {0: 30, 1: 25, 2: -5, 3: 15, 4: 5}  # images of 1,000 (tenths of a point)
+    records = {("random_search", "a", s): {"test_correct": bits(600), "test_set": "t"} for s in below}
+    records |= {("glov_wo_guidance", "a", s): {"test_correct": bits(600 - d), "test_set": "t"} for s, d in below.items()}
+    records |= {("glov", "a", s): {"test_correct": bits(600 - d), "test_set": "t"} for s, d in below.items()}
+    records[("s_temp", "a", 0)] = {"test_correct": bits(550), "test_set": "t"}  # run once
+    controls = {"a": lab_controls(records, [], "a", list(below), 2000)}
+    feedback = controls["a"].intervals["glov_wo_guidance", "random_search"]
+    assert feedback.mean == pytest.approx(-1.4) and feedback.low < -2.5 and 0 < feedback.high < 1 and feedback.n_seeds == 5
+    guided = controls["a"].intervals["glov", "s_temp"]  # S-TEMP 55.0 in every seed: GLOV 2.0 to 5.5 points above it
+    assert guided.mean == pytest.approx(3.6) and (guided.n_a, guided.n_b) == (5, 0) and guided.changed
+    rows = [{"method": m, "dataset": "a", "mean": v, "std": 0.0, "n_seeds": 5}
+            for m, v in (("s_temp", 55.0), ("random_search", 60.0), ("glov_wo_guidance", 58.6), ("glov", 58.6))]
+    md = lab_table(rows, {"a": 10.0}, {}, "# H", controls)
+    cell = f"-1.4 [{feedback.low:+.1f}, {feedback.high:+.1f}] (5 seeds)"
+    assert f"| {cell} |" in md and f"GLOV w/o guidance cannot be told apart from random search ({cell})." in md
+    assert f"GLOV beats S-TEMP (+3.6 [{guided.low:+.1f}, {guided.high:+.1f}] * (5 seeds))." in md
+    assert "GLOV answers every test image as GLOV w/o guidance (+0.0 [+0.0, +0.0] (5 seeds))." in md
+    widths = next(line for line in md.split("## Resolution")[1].splitlines() if line.startswith("| a |"))
+    assert widths == (f"| a | {guided.half_width:.2f} | {controls['a'].intervals['glov_wo_guidance', 's_temp'].half_width:.2f} | 0.00 | "
+                      f"{feedback.half_width:.2f} | {max(guided.half_width, feedback.half_width):.2f} | no |")
+    assert "two-level bootstrap" in md and "with 1 seed it covers the test images only" in md
+    assert lab_table(rows, {"a": 10.0}, {}, "# H", {"a": lab_controls(records, [], "a", list(below), 2000)}) == md  # byte-identical
+
+
+def test_aggregate_writes_each_table_cells_correctness_for_dvc(tmp_path, monkeypatch):
+    """results/correct.json: GLOV's chosen chain, GLOV w/o guidance and each baseline, per seed."""
+    from glov import config as C
+    from glov.io import read_json
+    from glov.jobs.tables import aggregate_tables
+    from glov.stats import read_correctness
+
+    monkeypatch.chdir(tmp_path)
+    params = C.from_dict({"data": {"datasets": ["oxford_pets"]}, "seeds": [0, 1], "tracking": {"mlflow": False},
+                          "methods": ["s_temp", "glov_wo_guidance", "glov"], "steering": {"alphas": [0.0, 1.0, 2.0]}})
+    entries, scores = [], []
+    for alpha, seed, right, val in ((0.0, 0, 550, 40.0), (0.0, 1, 560, 41.0), (1.0, 0, 600, 45.0), (1.0, 1, 610, 46.0),
+                                    (2.0, 0, 900, 44.0), (2.0, 1, 620, 47.0)):  # alpha 2 wins on val in seed 1 only
+        path = tmp_path / f"a{alpha}_s{seed}.json"
+        path.write_text(json.dumps({**score(right / 10, val), "test_correct": bits(right), "test_set": "t"}))
+        entries.append(("oxford_pets", alpha, seed))
+        scores.append(str(path))
+    (tmp_path / "s_temp.json").write_text(json.dumps({"method": "s_temp", "dataset": "oxford_pets", "seed": 0, "val_acc": 0.0, "test_acc": 40.0,
+                                                      "test_correct": bits(400), "test_set": "t"}))
+    aggregate_tables(params, entries, scores, [str(tmp_path / "s_temp.json")])
+    data = read_json("results/correct.json")
+    assert read_correctness(data) == {"glov": {"oxford_pets": {0: (bits(600), "t"), 1: (bits(620), "t")}},
+                                      "glov_wo_guidance": {"oxford_pets": {0: (bits(550), "t"), 1: (bits(560), "t")}},
+                                      "s_temp": {"oxford_pets": {0: (bits(400), "t")}}}
+    assert data["s_temp"]["oxford_pets"]["0"] == {"test_set": "t", "n_test": 1000, "correct_hex": "ff" * 50 + "00" * 75}  # 8 images a byte

@@ -7,9 +7,10 @@ from typing import Sequence
 
 from glov import config as C
 from glov.data import get_dataset_spec
-from glov.io import read_json, write_text
+from glov.io import read_json, write_json, write_text
 from glov.jobs.common import manifest_path, track, vlm_spec
 from glov.registry import ANSWER
+from glov.stats import correctness_file
 
 
 def lab_tasks(params: C.Params) -> list[str]:
@@ -100,7 +101,9 @@ def aggregate_tables(
         )
         published = "glov_llava_ov" if spec.family == ANSWER else "glov_table1"  # the paper's numbers for this VLM family
         tables.write_paper_table(rows, spec.label or params.vlm.name, paths.PAPER_TABLE, published)
-        lab = write_lab_table(params, rows, result_records(entries, score_paths, baseline_paths), oracle_paths)
+        records = result_records(entries, score_paths, baseline_paths)
+        write_json(paths.CORRECT, correctness_file(records))
+        lab = write_lab_table(params, rows, records, oracle_paths)
         for table in (paths.TABLE_MD, paths.PAPER_TABLE, *lab):
             tables.write_html_of(table)
         plots = [paths.PLOT.format(dataset=d) for d in params.data.datasets] if entries else []
@@ -125,8 +128,9 @@ def write_protocol_table(params: C.Params, entries: Sequence[tuple[str, str, flo
         f"Each variant reruns the GLOV chains of {', '.join(params.data.datasets)} with seeds {', '.join(map(str, params.seeds))}: "
         "`clean` = every switch clean (the reference), `official` = every switch official, a switch's name = that switch "
         "official alone (docs/PROTOCOL.md). Accuracies are test top-1 (%), means over seeds; Δ is the variant minus clean, "
-        f"mean over seeds, with a paired bootstrap 95 % interval over test images ({params.ablation.bootstrap} resamples); "
-        "`*` marks an interval that excludes 0."
+        f"mean over seeds, with a 95 % interval over seeds and test images ({params.ablation.bootstrap} two-level bootstrap "
+        "resamples, glov.stats: seeds paired by number, then the test images, one draw per test set; widened for the few seeds), "
+        "the number of seeds beside it; `*` marks an interval that excludes 0."
     )
     with track(params, "protocol_table", {"variants": list(chosen)}):
         write_text(out, protocol_table(chosen, list(params.data.datasets), methods, params.ablation.bootstrap, header))

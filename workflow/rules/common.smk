@@ -275,6 +275,7 @@ def get_final_output():
         *[t for md in [paths.TABLE_MD, paths.PAPER_TABLE, *([paths.LAB_TABLE] if LAB_TASKS else [])] for t in (md, paths.html_of(md))],
         paths.TABLE_CSV,
         paths.METRICS,
+        paths.CORRECT,
         *get_plots(),
         *[paths.CURVE.format(dataset=d, alpha=a) for d in DATASETS for a in ALPHAS],
         *([paths.PROTOCOL_TABLE, paths.html_of(paths.PROTOCOL_TABLE)] if VARIANTS else []),

@@ -13,6 +13,7 @@ rule aggregate:
         paper_html=report(paths.html_of(paths.PAPER_TABLE), caption="../report/paper_table.rst", category="Tables"),
         lab_html=[report(paths.html_of(paths.LAB_TABLE), caption="../report/lab.rst", category="Tables")] if LAB_TASKS else [],
         metrics=paths.METRICS,
+        correct=paths.CORRECT,  # per-image correctness of every table cell's result: glov diff's intervals (DVC-cached)
         plots=[report(p, caption="../report/curves.rst", category="Optimisation curves") for p in get_plots()],
         curves=[paths.CURVE.format(dataset=d, alpha=a) for d in DATASETS for a in ALPHAS],
     log:
