@@ -70,7 +70,8 @@ def test_two_level_interval_covers_the_true_difference_where_the_pooled_one_unde
 
 def test_without_seed_variance_the_interval_still_covers():
     """Only image noise (the seeds differ in which images they get right, not in accuracy): the
-    two-level interval may be conservative, never short."""
+    two-level interval may be conservative (the seed-by-image noise counts at both levels, and the
+    seed level's small-sample widening applies to it), never short."""
     a, b = simulate(np.random.default_rng(30), seed_sd=0.0)
     coverage = two_level_coverage(a, b)
     print(f"no seed variance: two-level {coverage:.3f}")

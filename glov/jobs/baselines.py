@@ -85,7 +85,7 @@ class BaselineInputs:
 
 def _val_and_test(inputs: BaselineInputs, accuracy_on: Callable[[str], float], test_correct: str, **details) -> dict:
     """What every baseline reports: its accuracy on val and on test, which test images it gets
-    right (paired bootstrap intervals, glov.ablation), then its own details."""
+    right (the intervals of glov.stats), then its own details."""
     return {"val_acc": accuracy_on("val"), "test_acc": accuracy_on("test"), "test_correct": test_correct,
             "test_set": test_set_digest(inputs.manifest), **details}
 

@@ -54,7 +54,7 @@ def score_chain(params: C.Params, manifest: dict, state: State, fit: Mapping[str
         val_by_step[s] = fit["val"](templates)
         curve.append({"step": s, "best_train": best_so_far, "topk_train": fit["train"](templates), "topk_val": val_by_step[s]})
     chosen = select_step(val_by_step, templates_by_step)
-    per_image = getattr(fit["test"], "correct", None)  # every real fitness has it; paired bootstrap intervals (glov.ablation)
+    per_image = getattr(fit["test"], "correct", None)  # every real fitness has it; the intervals of glov.stats
     return {
         "dataset": manifest["dataset"],
         "chosen_step": chosen.step,
