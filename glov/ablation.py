@@ -62,7 +62,7 @@ def shares_chains(variant: str, run_protocol: Mapping[str, str]) -> bool:
 
 def protocol_table(
     chosen: Mapping[str, Mapping[tuple[str, str, int], Mapping]], datasets: Sequence[str], methods: Sequence[tuple[str, str]],
-    resamples: int, header: str,
+    resamples: int, header: str, not_run: Mapping[str, str] | None = None,
 ) -> str:
     """Markdown: per variant and dataset, each method's seed-mean test accuracy and its difference
     from clean (seeds paired by number; the interval says on how many seeds it rests).
@@ -87,4 +87,26 @@ def protocol_table(
                                 side({s: reference[method, dataset, s] for s in seeds}), resamples, interval_seed(variant, method, dataset))
                 cells += [f"{mean:.1f}", format_interval(iv)]
             lines.append(f"| {variant} | {dataset} | " + " | ".join(cells) + " |")
+    if not_run:
+        lines += ["", "## Switches not run here", "", "| switch | why it has no row |", "|---|---|"]
+        lines += [f"| `{switch}` | {why} |" for switch, why in not_run.items()]
     return "\n".join(lines) + "\n"
+
+
+def inert_switches(datasets: Sequence[str], answering: bool, fitness_sizes: Mapping[str, int],
+                   names_change: Mapping[str, bool]) -> dict[str, str]:
+    """The switches that cannot change a number of a run on ``datasets``, each with the reason:
+    their chains would be the clean ones recomputed. ``fitness_sizes``: each dataset's fitness set
+    under clean; ``names_change``: whether its class names as the files give them differ from the
+    cleaned ones."""
+    from glov.protocol import FITNESS_BATCH, TARGET_SPLIT
+
+    reasons = {
+        "llava_prompt": (not answering, "no answering VLM: the VLM is a dual encoder, so there is no LLaVA prompt to change"),
+        "variant_splits": (not set(datasets) & set(TARGET_SPLIT), "no ImageNet-R/-A/-Sketch among the datasets"),
+        "imagenet_v2_prompts": ("imagenetv2" not in datasets, "no ImageNet-V2 among the datasets"),
+        "class_names": (not any(names_change.values()), "no class name holds '_' or spaces at its ends: the official names equal the clean ones"),
+        "fitness_loader": (all(n < FITNESS_BATCH for n in fitness_sizes.values()),
+                           f"every fitness set holds fewer than {FITNESS_BATCH} images, which the official loader keeps whole"),
+    }
+    return {switch: why for switch, (inert, why) in reasons.items() if inert}

@@ -271,6 +271,15 @@ def _key_path(error: jsonschema.ValidationError) -> str:
     return f"{'.'.join(parts) or '<top>'}: {error.message}"
 
 
+def _numbers_from_command_line(raw: dict) -> dict:
+    """Snakemake's ``--config 'seeds=[10,11]'`` hands the list over as strings: whole numbers
+    written as such are read as numbers (for ``seeds`` only; anything else is validated as given)."""
+    seeds = raw.get("seeds")
+    if isinstance(seeds, list) and all(isinstance(s, str) and s.strip().lstrip("-").isdigit() for s in seeds):
+        raw["seeds"] = [int(s) for s in seeds]
+    return raw
+
+
 def validate(raw: Mapping[str, Any], source: str = "params.yaml") -> dict:
     """Fill defaults and validate; return the completed plain dict or raise :class:`ConfigError`.
 
@@ -280,7 +289,7 @@ def validate(raw: Mapping[str, Any], source: str = "params.yaml") -> dict:
         raw = {}
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{source}: the top level must be a mapping of sections, got {type(raw).__name__}")
-    filled = _fill_defaults(schema(), copy.deepcopy(dict(raw)))
+    filled = _fill_defaults(schema(), _numbers_from_command_line(copy.deepcopy(dict(raw))))
     validator = jsonschema.Draft202012Validator(schema())
     errors = sorted(validator.iter_errors(filled), key=lambda e: [str(p) for p in e.absolute_path])
     if errors:

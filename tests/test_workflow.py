@@ -104,13 +104,13 @@ def test_bad_config_stops_before_any_job_naming_the_key(tmp_path):
 @pytest.mark.parametrize(
     "configs, expected",
     [
-        (["config/paper.yaml"], {"fetch_released": 1, "prep_dataset": 16 * 3, "embed_images": 16 * 3, "describe_classes": 16 * 3, "baselines": 16 * 3,
+        (["config/paper.yaml"], {"fetch_released": 1, "fetch_official": 1, "prep_dataset": 16 * 3, "embed_images": 16 * 3, "describe_classes": 16 * 3, "baselines": 16 * 3,
                                  "train_llamp": 16, "glov_steps": 15 * 3, "score": 16 * 3, "aggregate": 1, "all": 1}),
         (["config/paper.yaml", "config/paper_clean.yaml"], {"fetch_released": 1, "prep_dataset": 16, "embed_images": 16, "describe_classes": 16 * 3,
                                                             "baselines": 16, "baselines_later_seeds": 16 * 2, "glov_steps": 16 * 3,
                                                             "train_llamp": 16,
                                                             "score": 16 * 3, "aggregate": 1, "all": 1}),
-        (["config/paper.yaml", "config/paper_llava.yaml"], {"fetch_released": 1, "prep_dataset": 16 * 3, "baselines": 16 * 3, "glov_steps": 15 * 3 * 26,
+        (["config/paper.yaml", "config/paper_llava.yaml"], {"fetch_released": 1, "fetch_official": 1, "prep_dataset": 16 * 3, "baselines": 16 * 3, "glov_steps": 15 * 3 * 26,
                                                             "score": 16 * 3, "aggregate": 1, "all": 1}),
     ],
 )
@@ -119,7 +119,8 @@ def test_the_paper_configurations_plan_their_whole_dag_without_data_or_weights(c
     baselines (S-TEMP/DS-TEMP once, the LLM-based ones per seed); a LLaVA needs no embedding cache.
     One job runs all steps of the 5 alpha chains of a (dataset, seed) for CLIP, one step of them for LLaVA;
     one job embeds a dataset's three splits, one scores the chains of a (dataset, seed), one its baselines.
-    The GLOV authors' released prompts are fetched once (methods glov_released, glov_wo_guidance_released).
+    The GLOV authors' released prompts are fetched once (methods glov_released, glov_wo_guidance_released), and
+    under the official protocol the released code's wording too (rule fetch_official).
     The official protocol gives ImageNet-V2 no chain of its own: it scores ImageNet's prompts (row 15); and
     each seed draws its own splits, so data preparation, embedding and S-TEMP/DS-TEMP run per seed (row 17)."""
     r = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "all", "--configfile", *configs],
@@ -130,15 +131,17 @@ def test_the_paper_configurations_plan_their_whole_dag_without_data_or_weights(c
 
 @pytest.mark.slow
 def test_the_protocol_ablation_plans_each_variant_with_the_run_rules():
-    """config/ablation_protocol.yaml: 3 lab tasks x 3 seeds; 11 variants run chains of their own (clean
-    and final_set alone score the run's); val_split, split_seed and official draw their own splits
-    (1 + 3 + 3 per task); every variant's chains are scored; one table compares them."""
-    r = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--forceall", "--cores", "all", "--configfile", "config/ablation_protocol.yaml"],
-                       cwd=REPO, capture_output=True, text=True, timeout=600)
+    """config/ablation_protocol.yaml over config/lab.yaml: glyphs x 3 seeds; 14 variants run chains of
+    their own (clean and final_set alone score the run's); fitness_loader, val_split, split_seed and
+    official draw their own splits (1 + 1 + 3 + 3), precision embeds the run's images itself (1);
+    every variant's chains are scored; one table compares them."""
+    r = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--forceall", "--cores", "all", "--configfile", "config/lab.yaml",
+                        "config/ablation_protocol.yaml"], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert planned_jobs(r) == {"export_bundled_dataset": 3, "cache_llm": 1, "train_lab_vlm": 1, "prep_dataset": 3, "embed_images": 3,
-                               "glov_steps": 9, "score": 9, "oracle": 9, "prep_dataset_variant": 21, "embed_images_variant": 21,
-                               "glov_steps_variant": 11 * 9, "score_variant": 13 * 9, "aggregate": 1, "protocol_table": 1, "all": 1}
+    assert planned_jobs(r) == {"export_bundled_dataset": 1, "cache_llm": 1, "train_lab_vlm": 1, "fetch_official": 1, "prep_dataset": 1,
+                               "embed_images": 1, "glov_steps": 3, "score": 3, "oracle": 3, "prep_dataset_variant": 8,
+                               "embed_images_variant": 9, "glov_steps_variant": 14 * 3, "score_variant": 16 * 3, "aggregate": 1,
+                               "protocol_table": 1, "all": 1}
 
 
 @pytest.fixture(scope="module")

@@ -133,5 +133,21 @@ def write_protocol_table(params: C.Params, entries: Sequence[tuple[str, str, flo
         "the number of seeds beside it; `*` marks an interval that excludes 0."
     )
     with track(params, "protocol_table", {"variants": list(chosen)}):
-        write_text(out, protocol_table(chosen, list(params.data.datasets), methods, params.ablation.bootstrap, header))
+        write_text(out, protocol_table(chosen, list(params.data.datasets), methods, params.ablation.bootstrap, header,
+                                       not_run_switches(params, list(chosen))))
         tables.write_html_of(out)
+
+
+def not_run_switches(params: C.Params, variants: Sequence[str]) -> dict[str, str]:
+    """Every switch without a row of its own in protocol.md, and why: it cannot act on these
+    datasets (computed from them), or it is not among ablation.variants."""
+    from glov.ablation import inert_switches
+    from glov.data import as_given, get_dataset_spec, load_pools, normalise_classname
+    from glov.jobs.common import answering
+    from glov.protocol import SWITCHES
+
+    fitness = {d: len(read_json(manifest_path(params, d, params.seeds[0]))["splits"]["train"]) for d in params.data.datasets}
+    raw = {d: load_pools(get_dataset_spec(d, params.data.custom), params.data.root, as_given).classnames for d in params.data.datasets}
+    inert = inert_switches(list(params.data.datasets), answering(params), fitness,
+                           {d: any(normalise_classname(n) != n for n in names) for d, names in raw.items()})
+    return {s: inert.get(s, "not among ablation.variants") for s in SWITCHES if s not in variants}
