@@ -87,9 +87,21 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _diff(args: argparse.Namespace) -> int:
-    from glov.diff import format_diff, load_snapshot
+    """Accuracy differences with intervals (and --html), or with --exact a byte-for-byte comparison
+    whose exit status says whether the runs are identical (0) or not (1)."""
+    if args.exact:
+        from glov.exact import exact
 
-    print(format_diff(load_snapshot(args.a, args.repo), load_snapshot(args.b, args.repo)), end="")
+        status, report = exact(args.a, args.b, args.repo)
+        print(report, end="")
+        return status
+    from glov.diff import _resamples, compare, format_diff, load_snapshot, write_html
+
+    a, b = load_snapshot(args.a, args.repo), load_snapshot(args.b, args.repo)
+    table = compare(a, b, _resamples(a, b))
+    print(format_diff(a, b, table), end="")
+    if args.html:
+        print(f"wrote {write_html(a, b, args.html, table)}")
     return 0
 
 
@@ -174,6 +186,10 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("a", "b"):
         diff.add_argument(name, help="a results directory, a git revision or a DVC experiment name")
     diff.add_argument("--repo", default=".", help="the git repository that holds revisions and experiments")
+    diff.add_argument("--exact", action="store_true",
+                      help="byte-for-byte: every artefact in the workflow's order, the first that differs and the inputs of the "
+                           "job that wrote it; exit 0 only when identical")
+    diff.add_argument("--html", default=None, metavar="OUT.html", help="also write the table as a page, changed cells highlighted")
     diff.set_defaults(fn=_diff)
     args = parser.parse_args(argv)
     from glov.diff import DiffError
@@ -186,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
             return args.fn(args)
     except (*user_errors(), DiffError, ReleasedError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return 2 if getattr(args, "exact", False) else 1  # --exact: 1 means "different", as for diff(1)
     except (KeyboardInterrupt, Terminated):
         print("interrupted: finished files are kept (all writes are atomic)", file=sys.stderr)
         return 130

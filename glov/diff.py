@@ -193,12 +193,18 @@ def _resamples(a: Snapshot, b: Snapshot) -> int:
     return C.from_dict({}).ablation.bootstrap
 
 
-def format_diff(a: Snapshot, b: Snapshot) -> str:
-    resamples = _resamples(a, b)
-    table = compare(a, b, resamples)
+def _layout(table: Mapping[str, Mapping[str, Cell]]) -> tuple[list[str], list[str]]:
+    """The diff's columns (methods, in the tables' order) and rows (datasets, the mean last)."""
     methods = [m for m in LABELS if any(m in row for row in table.values())]
     methods += sorted({m for row in table.values() for m in row} - set(methods))
-    datasets = sorted(d for d in table if d != "mean") + (["mean"] if "mean" in table else [])
+    return methods, sorted(d for d in table if d != "mean") + (["mean"] if "mean" in table else [])
+
+
+def format_diff(a: Snapshot, b: Snapshot, table: Mapping[str, Mapping[str, Cell]] | None = None) -> str:
+    """The diff as text; ``table``: :func:`compare`'s cells, if already computed."""
+    resamples = _resamples(a, b)
+    table = table if table is not None else compare(a, b, resamples)
+    methods, datasets = _layout(table)
     lines = [f"A: {a.label}", f"B: {b.label}", ""]
     missing = [s.label for s in (a, b) if s.correct is None]
     if missing:
@@ -214,3 +220,40 @@ def format_diff(a: Snapshot, b: Snapshot) -> str:
     lines += ["", "params that differ:" if changed else "params: identical"]
     lines += [f"  {k}: {x} -> {y}" for k, x, y in changed]
     return "\n".join(lines) + "\n"
+
+
+def diff_html(a: Snapshot, b: Snapshot, table: Mapping[str, Mapping[str, Cell]] | None = None) -> str:
+    """The diff as a page a person reads: the same cells as :func:`format_diff`, each changed cell
+    (its interval excludes 0) highlighted, and the params that differ."""
+    from html import escape
+
+    from glov.tables import HTML_STYLE
+
+    resamples = _resamples(a, b)
+    table = table if table is not None else compare(a, b, resamples)
+    methods, datasets = _layout(table)
+    head = "".join(f"<th>{escape(LABELS.get(m, m))}</th>" for m in methods)
+    rows = []
+    for d in datasets:
+        cells = []
+        for m in methods:
+            cell = table[d].get(m, Cell(None, None))
+            cls = ' class="changed" title="changed: the 95 % interval excludes 0"' if cell.changed else ""
+            cells.append(f"<td{cls}>{escape(_cell(cell))}</td>")
+        rows.append(f"<tr><th>{escape(d)}</th>{''.join(cells)}</tr>")
+    changed = params_diff(a.params, b.params)
+    params = "".join(f"<li><code>{escape(k)}</code>: {escape(str(x))} → {escape(str(y))}</li>" for k, x, y in changed) or "<li>identical</li>"
+    note = ("test top-1 accuracy, B − A with its 95 % interval over the runs' seeds and test images (glov.stats, "
+            f"{resamples} resamples); highlighted: changed, the interval excludes 0")
+    style = HTML_STYLE + "table td.changed{background:#fde68a;font-weight:600}"  # after the striped rows: it wins on them too
+    return (f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>glov diff</title><style>{style}</style></head><body>\n'
+            f"<h1>glov diff</h1><p>A: {escape(a.label)}<br>B: {escape(b.label)}</p><p>{escape(note)}</p>\n"
+            f"<table><thead><tr><th>dataset</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>\n"
+            f"<h2>params that differ</h2><ul>{params}</ul></body></html>\n")
+
+
+def write_html(a: Snapshot, b: Snapshot, out: str | Path, table: Mapping[str, Mapping[str, Cell]] | None = None) -> Path:
+    from glov.io import write_text
+
+    write_text(out, diff_html(a, b, table))
+    return Path(out)

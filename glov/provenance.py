@@ -89,3 +89,30 @@ def job_environment() -> dict[str, str]:
     import torch
 
     return environment() | {"torch_threads": str(torch.get_num_threads())}
+
+
+PROVENANCE = "results/provenance/{rule}/{name}.json"
+
+
+def job_record_path(rule: str, wildcards: dict) -> str:
+    """Where a job's provenance record goes: one per job, named by its rule and wildcards."""
+    name = "_".join(f"{k}-{v}" for k, v in sorted(wildcards.items())) or "all"
+    return PROVENANCE.format(rule=rule, name=name.replace("/", "-"))
+
+
+def record_job(rule: str, wildcards: dict, params: dict, inputs: Iterable[str], outputs: Iterable[str]) -> str:
+    """Write what a finished job was computed from: its params, the code, the digest of every input
+    file (folders by their files), its outputs, and the environment. Not a result: results stay
+    byte-identical across machines while this record names the machine. `glov diff --exact` shows
+    two runs' records side by side where their results part."""
+    from glov.io import write_json
+    from glov.store import code_fingerprint
+
+    digests = {}
+    for path in sorted(set(inputs)):
+        p = Path(path)
+        digests[path] = location_digest(path) if p.exists() else "missing"
+    out = job_record_path(rule, wildcards)
+    write_json(out, {"rule": rule, "wildcards": wildcards, "params": params, "code": code_fingerprint(), "inputs": digests,
+                     "outputs": sorted(set(outputs)), "environment": job_environment()})
+    return out

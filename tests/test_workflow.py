@@ -328,6 +328,8 @@ def test_killed_mid_job_with_sigterm_then_sigkill_resumes_to_identical_results(w
     assert "restored from the result store" in job_logs(killed)
     assert {str(p.relative_to(killed)): p.read_bytes() for p in results_files(killed)} == reference_run
     assert not [p for p in (killed / "results").rglob("*.tmp")]  # no half-written leftovers
+    exact = subprocess.run([sys.executable, "-m", "glov", "diff", "--exact", str(workdir), str(killed)], capture_output=True, text=True)
+    assert exact.returncode == 0 and "identical:" in exact.stdout, exact.stdout[-2000:]  # the user's check of the same
 
     from mlflow.tracking import MlflowClient
 
@@ -353,6 +355,28 @@ def test_jobs_are_self_contained_under_a_cluster_executor(workdir, offline_env, 
     ran = set(re.findall(r"^rule (\w+):", r.stderr + r.stdout, re.M))  # submitted jobs; a local one shows as "localrule"
     assert {"embed_images", "describe_classes", "baselines", "glov_steps", "score", "aggregate"} <= ran
     assert {str(p.relative_to(cluster)): p.read_bytes() for p in results_files(cluster)} == reference_run
+
+
+@pytest.mark.slow
+def test_exact_names_the_first_diverging_step_of_a_run_with_one_changed_param(workdir, offline_env, reference_run, tmp_path_factory):
+    """Issue 30: `glov diff --exact` between the reference run and the same project run again with
+    one param changed (3 candidates instead of 4): exit 1, the first diverging artefact in the
+    workflow's order is the first chain's step 1 (its step 0 is the same), its fourth candidate
+    is missing, and the job's provenance records show the param side by side."""
+    changed = reference_copy(workdir, tmp_path_factory.mktemp("changed"), [])
+    shutil.copytree(workdir / ".snakemake/glov", changed / ".snakemake/glov", copy_function=os.link)  # the result store
+    extra = changed / "three.yaml"
+    extra.write_text("optimizer: {candidates: 3}\n")
+    r = snakemake(changed, env=offline_env, extra_config=extra)
+    assert r.returncode == 0, r.stderr[-4000:]
+    exact = subprocess.run([sys.executable, "-m", "glov", "diff", "--exact", str(workdir), str(changed)], capture_output=True, text=True,
+                           cwd=changed)
+    assert exact.returncode == 1, exact.stdout[-3000:] + exact.stderr[-2000:]
+    out = exact.stdout
+    first = "results/runs/animal_mnist/lab-minilm/smollm2-135m-instruct/a0.0/s0/step_001.json"
+    assert f"first difference, in the workflow's order: {first}" in out
+    assert "step 1, candidate 4: only in A (4 vs 3 candidates)" in out
+    assert "the job that wrote it: glov_steps" in out and "optimizer.candidates: 4 | 3" in out
 
 
 def test_slurm_profile_sets_resources_of_real_rules():
@@ -409,6 +433,10 @@ README_NOT_RUN = {  # every fenced README command that this test does not run, a
     "snakemake --cores all --configfile config/paper.yaml config/paper_llava.yaml": "needs LLaVA-OneVision and the datasets",
     "mlflow ui --backend-store-uri sqlite:///$PWD/mlflow.db": "a server that runs until stopped (its store: the MLflow assertions above)",
     "python benchmarks/run_all.py": "the benchmarks (about 20 minutes, not a test)",
+    'git clone ~/glov-pipeline ~/glov-rerun && cd ~/glov-rerun && pip install -e ".[test]" && glov fetch-data --from ~/glov-pipeline/resources/sources':
+        "a second install and full run: the kill-and-resume test reruns the same commit and checks `glov diff --exact` exits 0",
+    "snakemake --cores all && glov diff --exact ~/glov-pipeline ~/glov-rerun": "(the same)",
+    "glov fetch-official --from PATH_OF_THE_CLONE": "needs a clone of the official repository (tests read a fixture of its structure)",
 }
 
 
@@ -485,14 +513,25 @@ def test_every_readme_command_works_as_written_and_no_dvc_command_deletes_finish
             assert "Nothing to be done" in out[bare][0]
             status = subprocess.run(["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True).stdout
             assert status == "", f"a run leaves files git tracks or shows:\n{status}"
-        assert finished_work(repo) == before, f"{command} deleted or rewrote finished work"
+        baselines_log = (repo / "logs/baselines/toy/lab-minilm/smollm2-135m-instruct/s0.log").read_text()
+        if "optimizer.topk=1" in bare:  # another experiment: its steps are new files ...
+            assert finished_work(repo) != before
+            continue
+        assert finished_work(repo) == before, f"{command} deleted or rewrote finished work"  # ... and switching back restores the old ones
         if "eval.ensemble_size=1" in bare:  # the baselines job ran again, and computed random search alone
-            computed = re.findall(r"INFO (\w+) took", (repo / "logs/baselines/toy/lab-minilm/smollm2-135m-instruct/s0.log").read_text())
-            assert computed == ["random_search"]
+            assert re.findall(r"INFO (\w+) took", baselines_log) == ["random_search"]
+        if bare.startswith("dvc exp run -n back") or bare == "snakemake --cores all" and len(out[bare]) == 2:  # the first experiment's
+            # params again, then ens1's after `dvc exp apply`: the jobs ran, every result came back from the store
+            assert not re.findall(r"INFO (\w+) took", baselines_log), baselines_log[-2000:]
+            steps_logs = "".join(p.read_text() for p in (repo / "logs/glov_steps").rglob("*.log"))
+            assert set(re.findall(r"(\d+) chain steps computed", steps_logs)) == {"0"}, steps_logs[-2000:]
 
     ran = re.compile(r"^(?:local)?rule (glov_steps\w*|baselines\w*|describe_classes|embed_images|score|aggregate):", re.M)
     assert set(ran.findall(out["dvc exp run -n baseline"][0])) == {"aggregate"}  # DVC removed only the cached tables
     assert set(ran.findall(out["dvc exp run -n ens1 -S 'eval.ensemble_size=1'"][0])) == {"score", "baselines", "aggregate"}  # random search recomputed, the other baselines restored
+    assert {"glov_steps", "baselines"} <= set(ran.findall(out["dvc exp run -n back -S 'optimizer.topk=5' -S 'eval.ensemble_size=3'"][0]))
+    assert "identical:" in out["glov diff --exact baseline back"][0]
+    assert "<table>" in (repo / "diff.html").read_text() and "wrote diff.html" in out["glov diff baseline ens1 --html diff.html"][0]
     shown = out["dvc exp show --only-changed"][0]
     assert "baseline" in shown and "ens1" in shown and "ensemble_size" in shown
     assert "glov/animal_mnist/test_acc" in out["dvc metrics diff baseline ens1 --all"][0]
@@ -541,4 +580,29 @@ def test_the_report_shows_the_tables_and_curves_in_a_browser(user_repo, offline_
         image = page.locator('img[src^="data:image/png"]').first
         image.wait_for(timeout=30_000)
         assert page.evaluate("img => img.complete && img.naturalWidth", image.element_handle()) == 640  # decoded, not broken
+        browser.close()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path(BROWSER).exists(), reason="needs Debian's chromium (`apt-get install chromium`; .ci/run installs it)")
+def test_the_diff_page_highlights_changed_cells_in_a_browser(tmp_path):
+    """`glov diff A B --html`: opened headless in Chromium, the changed cell (its interval excludes 0)
+    is highlighted and an unchanged one is not, with the interval's text as the terminal prints it."""
+    playwright = pytest.importorskip("playwright.sync_api", reason="pip install playwright (in the test extras)")
+    from test_diff import METRICS_A5, METRICS_B5, RUN_A, RUN_B, write_run
+
+    a = write_run(tmp_path / "a", METRICS_A5, [0.0, 1.0], RUN_A)
+    b = write_run(tmp_path / "b", METRICS_B5, [0.0, 1.0], RUN_B)
+    r = subprocess.run([sys.executable, "-m", "glov", "diff", str(a), str(b), "--html", str(tmp_path / "diff.html")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    glov_cell = next(line for line in r.stdout.splitlines() if line.startswith("| pets")).split(" | ")[3].rstrip(" |")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=BROWSER, args=BROWSER_ARGS)
+        page = browser.new_page()
+        page.goto((tmp_path / "diff.html").as_uri())
+        changed = page.locator("td.changed")
+        assert changed.count() == 1 and changed.first.inner_text().strip() == glov_cell.strip()
+        assert page.evaluate("e => getComputedStyle(e).backgroundColor", changed.first.element_handle()) == "rgb(253, 230, 138)"
+        plain = page.locator("td:not(.changed)").first
+        assert page.evaluate("e => getComputedStyle(e).backgroundColor", plain.element_handle()) != "rgb(253, 230, 138)"
         browser.close()

@@ -56,7 +56,9 @@ def job(smk: Any) -> Iterator[C.Params]:
     torch.set_num_threads(max(1, int(getattr(smk, "threads", 1))))
     try:
         with sigterm_raises():
-            yield job_params(smk)
+            params = job_params(smk)
+            yield params
+        record_provenance(smk, params)
     except user_errors() as exc:
         for stream in {log_file, terminal}:
             print(f"error: {exc}", file=stream)
@@ -68,6 +70,20 @@ def job(smk: Any) -> Iterator[C.Params]:
         sys.stderr = terminal
         if log_file is not terminal:
             log_file.close()
+
+def record_provenance(smk: Any, params: C.Params) -> None:
+    """The finished job's provenance record (glov.provenance): its rule, wildcards, params, inputs'
+    digests and outputs. Best-effort: a record that cannot be written never fails finished work."""
+    from glov.provenance import record_job
+
+    def files(names: Any) -> list[str]:
+        return [str(f) for f in names if isinstance(f, str)] if names else []
+
+    try:
+        record_job(str(smk.rule), dict(getattr(smk, "wildcards", {}).items()), asdict(params), files(smk.input), files(smk.output))
+    except Exception as exc:  # noqa: BLE001 (a record is bookkeeping)
+        log.warning("could not write the job's provenance record: %s", exc)
+
 
 def job_params(smk: Any) -> C.Params:
     """The run's params; a protocol-ablation job's protocol is its variant's (the {variant} wildcard)."""
