@@ -38,7 +38,7 @@ def _run(args: argparse.Namespace) -> int:
     from glov.jobs.models import cache_llm, train_lab_vlm
     from glov.jobs.optimize import run_steps
     from glov.jobs.tables import aggregate_tables
-    from glov.data import get_dataset_spec
+    from glov.data import EXPORT_RECORD, get_dataset_spec
     from pathlib import Path
 
     p = C.load_params(args.params)
@@ -56,7 +56,7 @@ def _run(args: argparse.Namespace) -> int:
     entries, scores, baselines = [], [], []
     for d in p.data.datasets:
         spec = get_dataset_spec(d, p.data.custom)
-        if spec.bundled and not spec.location(p.data.root).exists():
+        if spec.bundled and not (spec.location(p.data.root) / EXPORT_RECORD).exists():  # missing or never finished
             export_bundled_dataset(p, d, spec.location(p.data.root))
         manifest = paths.MANIFEST.format(dataset=d)
         prepare_dataset(p, d, manifest)

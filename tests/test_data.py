@@ -210,3 +210,33 @@ def test_a_decompression_bomb_is_named_in_the_unreadable_images_report(tmp_path)
 
     with pytest.raises(DataError, match=f"image {root / 'cat/001.png'} is corrupt or not an image .*decompression bomb"):
         open_image(root / "cat/001.png")  # embedding, should an image change after prep
+
+
+def test_an_interrupted_lab_task_export_leaves_nothing_and_a_partial_folder_is_refused(tmp_path, monkeypatch):
+    """Issue 29 item 2, the exported lab tasks: the export is built under a temporary name and renamed
+    into place with its record; a stopped export leaves nothing at the task's path, and a folder
+    without the record (as older code left after a kill) is refused with the command that rebuilds it."""
+    from pathlib import Path
+
+    import glov.data.sources as sources
+    from glov import config as C
+    from glov.data import EXPORT_RECORD, load_pools
+    from glov.jobs.data import export_bundled_dataset
+
+    params = C.from_dict({"data": {"root": str(tmp_path)}, "tracking": {"mlflow": False}})
+    spec = get_dataset_spec("animal_mnist")
+    target = spec.location(tmp_path)
+
+    def stop_after_some(source, out_dir, per_class=None):
+        write_imagefolder(Path(out_dir), {"bear": 2})  # some images written, then the job is killed
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sources, "export_task", stop_after_some)
+    with pytest.raises(KeyboardInterrupt):
+        export_bundled_dataset(params, "animal_mnist", target)
+    assert not target.exists() and list(tmp_path.iterdir()) == []
+    write_imagefolder(target, {"bear": 2, "cat": 2})  # a folder that looks complete, without its record
+    with pytest.raises(DataError, match=r"never finished .*snakemake --cores all"):
+        load_pools(spec, tmp_path)
+    (target / EXPORT_RECORD).write_text("{}")
+    assert load_pools(spec, tmp_path).classnames == ["bear", "cat"]
