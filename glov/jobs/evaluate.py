@@ -40,7 +40,7 @@ def score_chain(params: C.Params, manifest: dict, state: State, fit: Mapping[str
     test (the baselines are scored by :mod:`glov.jobs.baselines`, on the same splits). An
     answering VLM takes one prompt, so there k = 1."""
     k = 1 if answering(params) else params.eval.ensemble_size
-    own_step_only = is_official(params.protocol, "final_set")
+    own_step_only = is_official(params.protocol, "final_set") and not answering(params)  # one prompt, no final set: the history's best
     templates_only = not answering(params)  # a final set never holds a template without {} (official invalid ones)
     curve, templates_by_step, val_by_step = [], {}, {}
     for s in range(state.step + 1):
