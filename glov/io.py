@@ -1,7 +1,9 @@
 """Atomic file writes: a crash or kill mid-write never leaves a half-written artefact.
 
 Every artefact is written to a temporary file in the same directory and renamed into place,
-so readers (and Snakemake's completeness checks) only ever see whole files.
+so readers (and Snakemake's completeness checks) only ever see whole files. The file is flushed to
+disk before the rename and the folder after it: without that, a power loss or node crash can leave
+the new name pointing at an empty file (ext4, XFS), and a hard-linked result-store entry with it.
 """
 
 from __future__ import annotations
@@ -29,10 +31,30 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give artefacts normal permissions
     try:
         yield Path(tmp)
+        _fsync(tmp)
         os.replace(tmp, target)
+        _fsync_folder(target.parent)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _fsync(path: str | os.PathLike) -> None:
+    """Flush a file's content to disk, however it was written (by us, torch or a hard link)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable. Some file systems (and Windows) cannot sync a folder:
+    the rename is then as durable as they make it."""
+    try:
+        _fsync(folder)
+    except OSError:
+        pass
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
