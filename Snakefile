@@ -22,7 +22,7 @@ include: "workflow/rules/ablation.smk"
 
 
 onstart:
-    record_lock_owner()
+    record_lock_owner(own_lock_files(), cluster=not workflow.local_exec)  # a cluster run's jobs outlive it
     start_workflow_run(config, PARAMS.tracking.experiment) if PARAMS.tracking.mlflow else None
 
 
