@@ -131,15 +131,14 @@ class MlflowTracker:
 def _client_and_experiment(experiment: str, root: str | Path) -> tuple[Any, str]:
     from mlflow.tracking import MlflowClient
 
-    uri = tracking_uri(root)
-    client = MlflowClient(tracking_uri=uri)
+    client = MlflowClient(tracking_uri=tracking_uri(root))
     found = _retry(lambda: client.get_experiment_by_name(experiment))
     if found is not None:
         return client, found.experiment_id
     try:
-        # through a tracking server, artefacts are uploaded to it (the server's default): jobs on
-        # other nodes need no path of this one
-        artifacts = None if uri.startswith(("http://", "https://")) else (Path(root).resolve() / "mlartifacts").as_uri()
+        # artefacts are files in the project (a folder per run), written by the job itself, also
+        # through a tracking server: runs with and without one share the experiment
+        artifacts = (Path(root).resolve() / "mlartifacts").as_uri()
         return client, _retry(lambda: client.create_experiment(experiment, artifact_location=artifacts))
     except Exception:  # another job created it first
         return client, _retry(lambda: client.get_experiment_by_name(experiment)).experiment_id

@@ -16,14 +16,19 @@ from conftest import REPO
 
 TINY = [".test/params.yaml"]
 BLOCK_NETWORK = '''
-import socket
+import ipaddress, socket
 _connect = socket.socket.connect
+def _loopback(host):
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 def _guard(self, address):
-    if self.family in (socket.AF_INET, socket.AF_INET6):
+    if self.family in (socket.AF_INET, socket.AF_INET6) and not _loopback(address[0]):
         raise OSError(f"network access attempted in offline test: {address}")
     return _connect(self, address)
 socket.socket.connect = _guard
-'''
+'''  # this machine only: a cluster run's jobs reach their MLflow server on the loopback address
 
 
 def tracked_copy(dest: Path) -> Path:
@@ -324,10 +329,28 @@ def test_jobs_are_self_contained_under_a_cluster_executor(workdir, offline_env, 
     r = snakemake(cluster, "--profile", "profiles/local-cluster", env=offline_env)
     assert r.returncode == 0, r.stderr[-4000:]
     assert "Using profiles profiles/local-cluster" in r.stderr + r.stdout
-    ran = set(re.findall(r"^rule (\w+):", r.stderr + r.stdout, re.M))  # submitted jobs; a local one shows as "localrule"
-    assert {"embed_images", "describe_classes", "baselines", "glov_steps", "score", "aggregate"} <= ran
+    submitted = re.findall(r"^rule (\w+):", r.stderr + r.stdout, re.M)  # a local job shows as "localrule"
+    assert {"embed_images", "describe_classes", "baselines", "glov_steps", "score", "aggregate"} <= set(submitted)
     assert {str(p.relative_to(cluster)): p.read_bytes() for p in results_files(cluster)} == reference_run
 
+    # MLflow: the run started a tracking server on the loopback address (the profile's server_host), every
+    # job's run reached it over HTTP (none wrote mlflow.db itself), and it was stopped at the end
+    assert re.search(r"MLflow tracking server for this run's jobs: http://127\.0\.0\.1:\d+", r.stderr)
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{cluster / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("glov").experiment_id], max_results=1000)
+    parent = next(r for r in runs if r.data.tags["mlflow.runName"] == "snakemake")
+    children = [r for r in runs if r is not parent]
+    assert len(children) == len(submitted) and all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in children)
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    served = (cluster / "logs/mlflow_server.log").read_text()
+    assert served.count('"POST /api/2.0/mlflow/runs/create HTTP/1.1" 200') == len(runs)
+    aggregate = next(r for r in children if r.data.tags["mlflow.runName"] == "aggregate")
+    assert "glov.md" in {a.path for a in client.list_artifacts(aggregate.info.run_id)}
+    assert not list((cluster / ".snakemake/glov/mlflow_servers").iterdir())  # stopped: its record is gone
+    processes = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
+    assert f"sqlite:///{cluster}/mlflow.db" not in processes  # nor is the server process left running
     owners = [json.loads(p.read_text()) for p in (cluster / ".snakemake/glov/lock_owners").iterdir()]
     assert owners and all(o["cluster"] is True for o in owners)  # its lock is never removed automatically (its jobs outlive it)
 

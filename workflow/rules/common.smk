@@ -1,5 +1,5 @@
 # Validate params.yaml before any job is planned, then expose the helpers the rules use.
-from glov import paths
+from glov import paths, tracking_server
 from glov.baselines import DESCRIPTION_STYLE, DETERMINISTIC, LLM_METHODS, method_params
 from glov.config import BASELINE_METHODS, alpha_tag, build, canonical, glov_alphas, split_sizes, step_blocks, validate
 from glov.data import get_dataset_spec
