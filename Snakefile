@@ -22,16 +22,22 @@ include: "workflow/rules/ablation.smk"
 
 
 onstart:
-    record_lock_owner()
-    start_workflow_run(config, PARAMS.tracking.experiment) if PARAMS.tracking.mlflow else None
+    record_lock_owner(own_lock_files(), cluster=not workflow.local_exec)  # a cluster run's jobs outlive it
+    tracking_server.stop_orphaned()  # of a run killed before its onerror
+    if PARAMS.tracking.mlflow:
+        if tracking_server.wanted(PARAMS.tracking.server, cluster=not workflow.local_exec):
+            tracking_server.start(PARAMS.tracking.server_host)  # jobs on other nodes: not one SQLite file over NFS
+        start_workflow_run(config, PARAMS.tracking.experiment)
 
 
 onsuccess:
     end_workflow_run("FINISHED")
+    tracking_server.stop()
 
 
 onerror:
     end_workflow_run("FAILED")
+    tracking_server.stop()
 
 
 rule all:

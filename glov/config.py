@@ -225,6 +225,8 @@ class BaselinesConfig:
 class TrackingConfig:
     mlflow: bool
     experiment: str
+    server: str | bool = "auto"
+    server_host: str | None = None
 
 
 @dataclass(frozen=True)

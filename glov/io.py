@@ -1,7 +1,11 @@
 """Atomic file writes: a crash or kill mid-write never leaves a half-written artefact.
 
 Every artefact is written to a temporary file in the same directory and renamed into place,
-so readers (and Snakemake's completeness checks) only ever see whole files.
+so readers (and Snakemake's completeness checks) only ever see whole files. The file is flushed to
+disk before the rename and the folder after it: without that, a power loss or node crash can leave
+the new name pointing at an empty file (ext4, XFS), and a hard-linked result-store entry with it.
+A job that writes thousands of small files (a dataset export) syncs them all at once instead, when
+it ends (:func:`synced_at_end`): each flush costs milliseconds on a busy disk.
 """
 
 from __future__ import annotations
@@ -11,12 +15,14 @@ import json
 import os
 import tempfile
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Iterator
 
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+_DEFERRED: ContextVar[bool] = ContextVar("glov_io_deferred_sync", default=False)
 
 
 @contextmanager
@@ -29,10 +35,60 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give artefacts normal permissions
     try:
         yield Path(tmp)
+        deferred = _DEFERRED.get()
+        if not deferred:
+            _fsync(tmp)
         os.replace(tmp, target)
+        if not deferred:
+            _fsync_folder(target.parent)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _fsync(path: str | os.PathLike) -> None:
+    """Flush a file's content to disk, however it was written (by us, torch or a hard link)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable. Some file systems (and Windows) cannot sync a folder:
+    the rename is then as durable as they make it."""
+    try:
+        _fsync(folder)
+    except OSError:
+        pass
+
+
+@contextmanager
+def synced_at_end(folder: str | os.PathLike) -> Iterator[None]:
+    """Atomic writes in the block skip their own flushes; leaving it without an error syncs the file
+    system of ``folder`` once, which makes them all durable. For outputs that only count once their
+    job has ended: a crash before then reruns the job (Snakemake marks it incomplete)."""
+    token = _DEFERRED.set(True)
+    try:
+        yield
+    finally:
+        _DEFERRED.reset(token)
+    _syncfs(folder)
+
+
+def _syncfs(folder: str | os.PathLike) -> None:
+    """Flush every file system buffer of ``folder``'s file system (Linux ``syncfs``; elsewhere the
+    whole machine's, ``sync``)."""
+    import ctypes
+
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        syncfs = getattr(ctypes.CDLL(None, use_errno=True), "syncfs", None)
+        if syncfs is None or syncfs(fd) != 0:
+            os.sync()
+    finally:
+        os.close(fd)
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
@@ -74,9 +130,11 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     partial.mkdir(parents=True)
     try:
         yield partial
+        _syncfs(partial)  # every file of the folder on disk before the name says it is complete
         if target.exists():
             shutil.rmtree(target)
         os.replace(partial, target)
+        _fsync_folder(target.parent)
     finally:
         if partial.exists():
             shutil.rmtree(partial)

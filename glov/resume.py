@@ -2,9 +2,10 @@
 
 Finished work is safe by construction (atomic writes; every finished optimisation step and baseline
 is kept in the result store, :mod:`glov.store`, whatever job it was computed in). What a kill can leave
-behind is bookkeeping: Snakemake's directory lock and MLflow runs stuck in RUNNING. Both are
-recorded with the process that owns them (host, pid and start time, so a recycled pid is not
-mistaken for the owner) and cleared by the next invocation once that process is gone.
+behind is bookkeeping: Snakemake's lock files and MLflow runs stuck in RUNNING. Each is recorded
+with the process that owns it (host, pid and start time, so a recycled pid is not mistaken for the
+owner) and cleared by the next invocation once that process is gone (a lock: unless its jobs ran
+on a cluster, where they outlive it).
 SIGTERM (what ``kill``, SLURM and Kubernetes send first) is turned into an exception, so a job
 cleans up its temporary files and closes its MLflow run before it exits.
 """
@@ -20,9 +21,6 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 log = logging.getLogger(__name__)
-
-LOCK_OWNER = "glov_lock_owner"
-
 
 class Terminated(BaseException):
     """The process received SIGTERM. A BaseException, so ``except Exception`` does not swallow it."""
@@ -76,31 +74,98 @@ def is_running(owner: str) -> bool | None:
     return _start_time(pid_int) == start
 
 
-def record_lock_owner(snakemake_dir: str | Path = ".snakemake") -> None:
-    """Called once Snakemake holds its lock (``onstart``): this process owns it."""
-    from glov.io import write_text
+LOCK_OWNERS = "glov/lock_owners"  # under .snakemake/: one record per Snakemake lock file
 
-    write_text(Path(snakemake_dir) / LOCK_OWNER, process_id() + "\n")
+
+def _identity(path: Path) -> list[int] | None:
+    """What tells one lock file from a later one of the same name (Snakemake reuses the lowest free
+    number): inode, modification time and size. None if there is no such file."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return [st.st_ino, st.st_mtime_ns, st.st_size]
+
+
+def record_lock_owner(lock_files: Iterable[str | Path], cluster: bool, snakemake_dir: str | Path = ".snakemake") -> None:
+    """Called once Snakemake holds its locks (``onstart``) with the lock files this process wrote:
+    each gets its own owner record, so a run never vouches for another run's lock in the same
+    folder (Snakemake lets runs with disjoint outputs share it). ``cluster``: the jobs run through
+    a cluster executor and outlive this process, so its death does not free the lock."""
+    from glov.io import write_json
+
+    for lock in map(Path, lock_files):
+        identity = _identity(lock)
+        if identity is not None:
+            write_json(Path(snakemake_dir) / LOCK_OWNERS / lock.name, {"owner": process_id(), "cluster": cluster, "lock": identity})
 
 
 def clear_stale_lock(snakemake_dir: str | Path = ".snakemake") -> bool:
-    """Remove Snakemake's lock files if the process that took them is dead; True if removed.
+    """Remove the lock files whose own owner is known dead; True if any was removed.
 
-    A lock whose owner is alive, unknown or on another host is left alone: Snakemake then
-    reports it (and ``snakemake --unlock`` remains the manual way out).
+    A lock is removed only if its record names it (the same file, not a later one of that name),
+    its process ran on this host and is gone, and its jobs ran locally (they died with it). The
+    lock of a cluster run is left: its jobs may still be running, and the run that went on would
+    delete their outputs as incomplete; what to do is printed instead. Locks of live, remote or
+    unknown owners are left to Snakemake (``snakemake --unlock`` remains the manual way out).
+    Records of locks that are gone are forgotten.
     """
-    locks = Path(snakemake_dir) / "locks"
-    owner_file = Path(snakemake_dir) / LOCK_OWNER
-    lock_files = sorted(locks.glob("*.lock")) if locks.is_dir() else []
-    if not lock_files or not owner_file.exists():
-        return False
-    owner = owner_file.read_text().strip()
-    if is_running(owner) is not False:
-        return False
-    for f in lock_files:
-        f.unlink(missing_ok=True)
-    log.warning("removed the Snakemake lock left by a killed run (process %s); resuming", owner)
-    return True
+    from glov.io import read_json
+
+    owners = Path(snakemake_dir) / LOCK_OWNERS
+    removed, cluster_runs = [], {}
+    for record_file in sorted(owners.glob("*.lock")) if owners.is_dir() else []:
+        lock = Path(snakemake_dir) / "locks" / record_file.name
+        try:
+            record = read_json(record_file)
+            owner, cluster, stale = str(record["owner"]), record.get("cluster", True), _identity(lock) != record["lock"]
+        except (OSError, ValueError, KeyError, TypeError):
+            owner, cluster, stale = "", True, True  # unreadable: it vouches for nothing
+        if stale:
+            record_file.unlink(missing_ok=True)
+        elif is_running(owner) is not False:
+            continue
+        elif cluster is not False:
+            cluster_runs.setdefault(owner, []).append(lock.name)
+        else:
+            lock.unlink(missing_ok=True)
+            record_file.unlink(missing_ok=True)
+            removed.append(owner)
+    for owner, names in cluster_runs.items():
+        log.warning(
+            "the Snakemake lock %s belongs to a run (process %s) that has ended but sent its jobs to a cluster: "
+            "they may still be running, and a new run would delete their outputs as incomplete. Check the cluster's "
+            "queue (e.g. squeue --me); once none of its jobs is left, run `snakemake --unlock`", ", ".join(names), owner)
+    if removed:
+        log.warning("removed the Snakemake lock left by a killed run (process %s); resuming", ", ".join(sorted(set(removed))))
+    return bool(removed)
+
+
+def own_locks_only(persistence: type) -> None:
+    """Make Snakemake's file persistence (the class, passed in: ``glov`` never imports Snakemake)
+    remove only its own lock files when a run ends.
+
+    Snakemake 9.27 ends every run, even one with nothing to do, by deleting the whole lock folder
+    (``FilePersistence._delete_locks``), the locks of concurrent runs with it; a run started then
+    can overwrite the outputs a running one is writing. Earlier versions removed only their own
+    files, which is restored here; ``snakemake --unlock`` (``cleanup_locks``) still removes all.
+    """
+    if getattr(persistence, "_glov_own_locks_only", False) or not hasattr(persistence, "_delete_locks"):
+        return
+    remove_all = persistence._delete_locks
+
+    def remove_own(self: object) -> None:
+        own = getattr(self, "_lockfile", {})
+        for lock in own.values():
+            Path(lock).unlink(missing_ok=True)
+        own.clear()
+
+    def cleanup_locks(self: object) -> None:
+        remove_all(self)
+
+    persistence._delete_locks = remove_own
+    persistence.cleanup_locks = cleanup_locks
+    persistence._glov_own_locks_only = True
 
 
 def steps_to_request(chains: Iterable[Sequence[str]]) -> list[str]:

@@ -6,7 +6,10 @@ metrics per step and artefacts, and is marked FAILED if the job raises (KILLED i
 Runs are tagged with their process; a run left RUNNING by a killed process is marked KILLED by
 the next invocation. The tracking URI is an
 absolute sqlite path in the project (``mlflow.db``) unless ``MLFLOW_TRACKING_URI`` is set.
-Library code defaults to :class:`NullTracker`; tracking never decides whether work is kept.
+Library code defaults to :class:`NullTracker`; tracking never decides whether work is kept: every
+MLflow call is best-effort (a warning in the job's log), so an unreachable store, a full disk or a
+failed upload never fails a job whose outputs are written (Snakemake would delete them), and a
+job's own error is the one it ends with.
 """
 
 from __future__ import annotations
@@ -83,7 +86,19 @@ def _retry(fn: Callable[[], T], tries: int = 6) -> T:
     raise AssertionError("unreachable")
 
 
+def best_effort(what: str, fn: Callable[[], T]) -> T | None:
+    """Run one tracking call; if it still fails after the retries, log a warning and return None.
+    Tracking records work; it must never undo it."""
+    try:
+        return _retry(fn)
+    except Exception as exc:
+        log.warning("MLflow: could not %s (ignored, the job's result stands): %s", what, exc)
+        return None
+
+
 class MlflowTracker:
+    """One MLflow run. Every method is best-effort (see :func:`best_effort`)."""
+
     def __init__(self, client: Any, run_id: str):
         self.client = client
         self.run_id = run_id
@@ -93,21 +108,24 @@ class MlflowTracker:
 
         items = [Param(k, v[:6000]) for k, v in sorted(flatten(params).items())]
         for i in range(0, len(items), 100):
-            _retry(lambda: self.client.log_batch(self.run_id, params=items[i : i + 100]))
+            best_effort("log params", lambda: self.client.log_batch(self.run_id, params=items[i : i + 100]))
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
         items = [Metric(k.replace("/", "."), float(v), now, step or 0) for k, v in sorted(metrics.items())]
-        _retry(lambda: self.client.log_batch(self.run_id, metrics=items))
+        best_effort("log metrics", lambda: self.client.log_batch(self.run_id, metrics=items))
 
     def log_artifact(self, path: str | Path) -> None:
-        _retry(lambda: self.client.log_artifact(self.run_id, str(path)))
+        best_effort(f"upload {path}", lambda: self.client.log_artifact(self.run_id, str(path)))
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         for k, v in tags.items():
-            _retry(lambda: self.client.set_tag(self.run_id, k, v))
+            best_effort(f"set tag {k}", lambda: self.client.set_tag(self.run_id, k, v))
+
+    def end(self, status: str) -> None:
+        best_effort(f"mark run {self.run_id} {status}", lambda: self.client.set_terminated(self.run_id, status))
 
 
 def _client_and_experiment(experiment: str, root: str | Path) -> tuple[Any, str]:
@@ -118,6 +136,8 @@ def _client_and_experiment(experiment: str, root: str | Path) -> tuple[Any, str]
     if found is not None:
         return client, found.experiment_id
     try:
+        # artefacts are files in the project (a folder per run), written by the job itself, also
+        # through a tracking server: runs with and without one share the experiment
         artifacts = (Path(root).resolve() / "mlartifacts").as_uri()
         return client, _retry(lambda: client.create_experiment(experiment, artifact_location=artifacts))
     except Exception:  # another job created it first
@@ -140,19 +160,12 @@ def close_orphaned_runs(client: Any, experiment_id: str) -> list[str]:
 
 def start_workflow_run(params: Mapping[str, Any], experiment: str, root: str | Path = ".") -> str | None:
     """Close runs orphaned by a killed invocation, open the parent run and export its id to the
-    jobs this process starts."""
-    try:
-        client, exp_id = _client_and_experiment(experiment, root)
-        if orphans := close_orphaned_runs(client, exp_id):
-            log.warning("marked %d MLflow run(s) of a killed invocation as KILLED", len(orphans))
-        tags = _run_tags("snakemake", params, root)
-        run = _retry(lambda: client.create_run(exp_id, tags=tags))
-        MlflowTracker(client, run.info.run_id).log_params(params)
-    except Exception as exc:
-        log.warning("MLflow tracking disabled for this invocation: %s", exc)
+    jobs this process starts. None (and a warning) where MLflow cannot be reached."""
+    run = _open_run("snakemake", params, experiment, root, workflow=True)
+    if run is None:
         return None
-    os.environ[PARENT_ENV] = run.info.run_id
-    return run.info.run_id
+    os.environ[PARENT_ENV] = run.run_id
+    return run.run_id
 
 
 def end_workflow_run(status: str, root: str | Path = ".") -> None:
@@ -162,33 +175,44 @@ def end_workflow_run(status: str, root: str | Path = ".") -> None:
     try:
         from mlflow.tracking import MlflowClient
 
-        _retry(lambda: MlflowClient(tracking_uri=tracking_uri(root)).set_terminated(run_id, status))
+        client = MlflowClient(tracking_uri=tracking_uri(root))
     except Exception as exc:
         log.warning("could not close MLflow run %s: %s", run_id, exc)
+        return
+    MlflowTracker(client, run_id).end(status)
+
+
+def _open_run(name: str, params: Mapping[str, Any], experiment: str, root: str | Path, workflow: bool = False) -> MlflowTracker | None:
+    """A new run with its tags and params: the workflow's (after closing orphaned runs) or a job's
+    (a child of the workflow's run). None where no run could be created; params that fail to log
+    are only a warning."""
+    try:
+        client, exp_id = _client_and_experiment(experiment, root)
+        if workflow and (orphans := best_effort("close orphaned runs", lambda: close_orphaned_runs(client, exp_id))):
+            log.warning("marked %d MLflow run(s) of a killed invocation as KILLED", len(orphans))
+        tags = _run_tags(name, params, root)
+        if not workflow and os.environ.get(PARENT_ENV):
+            tags["mlflow.parentRunId"] = os.environ[PARENT_ENV]
+        run_id = _retry(lambda: client.create_run(exp_id, tags=tags)).info.run_id
+    except Exception as exc:
+        log.warning("MLflow unavailable, %s runs untracked: %s", name, exc)
+        return None
+    tracker = MlflowTracker(client, run_id)
+    tracker.log_params(params)
+    return tracker
 
 
 @contextmanager
 def job_run(name: str, params: Mapping[str, Any], enabled: bool, experiment: str, root: str | Path = ".") -> Iterator[NullTracker | MlflowTracker]:
-    """A child run for one job; FAILED if the body raises, KILLED if it is interrupted (the
-    exception propagates either way)."""
-    if not enabled:
-        yield NullTracker()
-        return
-    try:
-        client, exp_id = _client_and_experiment(experiment, root)
-        tags = _run_tags(name, params, root)
-        if os.environ.get(PARENT_ENV):
-            tags["mlflow.parentRunId"] = os.environ[PARENT_ENV]
-        tracker: NullTracker | MlflowTracker = MlflowTracker(client, _retry(lambda: client.create_run(exp_id, tags=tags)).info.run_id)
-        tracker.log_params(params)
-    except Exception as exc:
-        log.warning("MLflow unavailable, job %s runs untracked: %s", name, exc)
+    """A child run for one job; FAILED if the body raises, KILLED if it is interrupted. The body's
+    exception propagates unchanged, and nothing MLflow does (or fails to do) changes the outcome."""
+    tracker = _open_run(name, params, experiment, root) if enabled else None
+    if tracker is None:
         yield NullTracker()
         return
     try:
         yield tracker
     except BaseException as exc:
-        status = "KILLED" if isinstance(exc, (Terminated, KeyboardInterrupt)) else "FAILED"
-        _retry(lambda: client.set_terminated(tracker.run_id, status))
+        tracker.end("KILLED" if isinstance(exc, (Terminated, KeyboardInterrupt)) else "FAILED")
         raise
-    _retry(lambda: client.set_terminated(tracker.run_id, "FINISHED"))
+    tracker.end("FINISHED")

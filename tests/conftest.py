@@ -12,6 +12,19 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 
 
+def dead_process_id() -> str:
+    """The id (glov.resume.process_id) of a process that has ended."""
+    import subprocess
+    import sys
+
+    from glov.resume import process_id
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    owner = process_id(child.pid)
+    child.wait()
+    return owner
+
+
 def _sources_fetched() -> bool:
     from glov.data.debian import DEBIAN
 

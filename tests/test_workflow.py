@@ -16,14 +16,19 @@ from conftest import REPO
 
 TINY = [".test/params.yaml"]
 BLOCK_NETWORK = '''
-import socket
+import ipaddress, socket
 _connect = socket.socket.connect
+def _loopback(host):
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 def _guard(self, address):
-    if self.family in (socket.AF_INET, socket.AF_INET6):
+    if self.family in (socket.AF_INET, socket.AF_INET6) and not _loopback(address[0]):
         raise OSError(f"network access attempted in offline test: {address}")
     return _connect(self, address)
 socket.socket.connect = _guard
-'''
+'''  # this machine only: a cluster run's jobs reach their MLflow server on the loopback address
 
 
 def tracked_copy(dest: Path) -> Path:
@@ -352,9 +357,137 @@ def test_jobs_are_self_contained_under_a_cluster_executor(workdir, offline_env, 
     r = snakemake(cluster, "--profile", "profiles/local-cluster", env=offline_env)
     assert r.returncode == 0, r.stderr[-4000:]
     assert "Using profiles profiles/local-cluster" in r.stderr + r.stdout
-    ran = set(re.findall(r"^rule (\w+):", r.stderr + r.stdout, re.M))  # submitted jobs; a local one shows as "localrule"
-    assert {"embed_images", "describe_classes", "baselines", "glov_steps", "score", "aggregate"} <= ran
+    submitted = re.findall(r"^rule (\w+):", r.stderr + r.stdout, re.M)  # a local job shows as "localrule"
+    assert {"embed_images", "describe_classes", "baselines", "glov_steps", "score", "aggregate"} <= set(submitted)
     assert {str(p.relative_to(cluster)): p.read_bytes() for p in results_files(cluster)} == reference_run
+
+    # MLflow: the run started a tracking server on the loopback address (the profile's server_host), every
+    # job's run reached it over HTTP (none wrote mlflow.db itself), and it was stopped at the end
+    assert re.search(r"MLflow tracking server for this run's jobs: http://127\.0\.0\.1:\d+", r.stderr)
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{cluster / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("glov").experiment_id], max_results=1000)
+    parent = next(r for r in runs if r.data.tags["mlflow.runName"] == "snakemake")
+    children = [r for r in runs if r is not parent]
+    assert len(children) == len(submitted) and all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in children)
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    served = (cluster / "logs/mlflow_server.log").read_text()
+    assert served.count('"POST /api/2.0/mlflow/runs/create HTTP/1.1" 200') == len(runs)
+    aggregate = next(r for r in children if r.data.tags["mlflow.runName"] == "aggregate")
+    assert "glov.md" in {a.path for a in client.list_artifacts(aggregate.info.run_id)}
+    assert not list((cluster / ".snakemake/glov/mlflow_servers").iterdir())  # stopped: its record is gone
+    processes = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
+    assert f"sqlite:///{cluster}/mlflow.db" not in processes  # nor is the server process left running
+    owners = [json.loads(p.read_text()) for p in (cluster / ".snakemake/glov/lock_owners").iterdir()]
+    assert owners and all(o["cluster"] is True for o in owners)  # its lock is never removed automatically (its jobs outlive it)
+
+
+HOLD = """
+import os, sys, time
+_hold = os.environ.get("GLOV_TEST_HOLD")
+if _hold and "/.snakemake/scripts/" in (sys.argv[0] if sys.argv else ""):  # a job's script: wait for the test
+    open(_hold + ".started", "w").close()
+    _until = time.monotonic() + 300
+    while not os.path.exists(_hold) and time.monotonic() < _until:
+        time.sleep(0.1)
+"""
+TWO_TOYS = "data: {datasets: [toy, toy2], custom: {toy2: {layout: imagefolder, path: .test/data/toy, description: the same squares}}}\n" \
+           "tracking: {mlflow: false}\n"
+
+
+@pytest.fixture
+def held(offline_env, tmp_path):
+    """A fresh copy of the project, an extra config with a second cheap dataset, and an environment
+    in which every job waits, once started, until the test creates its hold file."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(BLOCK_NETWORK + HOLD)
+    (tmp_path / "two.yaml").write_text(TWO_TOYS)
+    env = {**offline_env, "PYTHONPATH": f"{site}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    repo = tracked_copy(tmp_path / "repo")
+    return repo, env, [*TINY, str(tmp_path / "two.yaml")]
+
+
+def smk_cmd(target: str, configs: list[str], *args: str) -> list[str]:
+    return [sys.executable, "-m", "snakemake", target, "--cores", "1", *args, "--configfile", *configs]
+
+
+def start_held(repo: Path, env: dict, configs: list[str], target: str, hold: Path, *args: str) -> subprocess.Popen:
+    """A run of ``target`` whose job waits for ``hold``; returns once the job is waiting (the run has locked)."""
+    out = hold.with_suffix(".out")
+    proc = subprocess.Popen(smk_cmd(target, configs, *args), cwd=repo, env={**env, "GLOV_TEST_HOLD": str(hold)},
+                            stdout=out.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not Path(f"{hold}.started").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, out.read_text()[-3000:]
+        time.sleep(0.1)
+    return proc
+
+
+def lock_files(repo: Path) -> dict[str, str]:
+    locks = repo / ".snakemake/locks"
+    return {p.name: p.read_text() for p in locks.iterdir()} if locks.is_dir() else {}
+
+
+@pytest.mark.slow
+def test_concurrent_runs_with_disjoint_targets_keep_their_own_locks(held, tmp_path):
+    """Runs A and B share the folder (disjoint outputs), each with its own lock. A third invocation
+    plans while both run, and again after B is killed with SIGKILL: only B's lock goes. B runs again
+    and ends while A runs: A's lock stays. Both outputs are written."""
+    repo, env, configs = held
+    toy, toy2 = "results/data/toy/manifest.json", "results/data/toy2/manifest.json"
+    a = start_held(repo, env, configs, toy, tmp_path / "a")
+    try:
+        locks_a = lock_files(repo)
+        b = start_held(repo, env, configs, toy2, tmp_path / "b")
+        locks_b = {k: v for k, v in lock_files(repo).items() if k not in locks_a}
+        assert locks_a and locks_b and toy in "".join(locks_a.values()) and toy2 in "".join(locks_b.values())
+
+        third = subprocess.run(smk_cmd(toy2, configs, "-n"), cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+        assert third.returncode == 0 and lock_files(repo) == {**locks_a, **locks_b}  # both alive: nothing removed
+
+        os.killpg(b.pid, signal.SIGKILL)  # B and its job die; A runs on
+        b.wait(timeout=60)
+        third = subprocess.run(smk_cmd(toy2, configs, "-n"), cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+        assert "removed the Snakemake lock left by a killed run" in third.stderr
+        assert lock_files(repo) == locks_a  # B's lock is gone, A's is not
+
+        b = start_held(repo, env, configs, toy2, tmp_path / "b2")
+        (tmp_path / "b2").touch()
+        assert b.wait(timeout=300) == 0, (tmp_path / "b2.out").read_text()[-3000:]
+        assert lock_files(repo) == locks_a  # B's end removed its own lock only
+    finally:
+        for hold in ("a", "b", "b2"):
+            (tmp_path / hold).touch()
+    assert a.wait(timeout=300) == 0, (tmp_path / "a.out").read_text()[-3000:]
+    assert lock_files(repo) == {}
+    assert [json.loads((repo / t).read_text())["dataset"] for t in (toy, toy2)] == ["toy", "toy2"]
+
+
+@pytest.mark.slow
+def test_the_lock_of_a_killed_cluster_run_is_kept_while_its_jobs_may_run(held, tmp_path):
+    """The main process of a cluster run dies; its job, submitted as its own process, runs on. A new
+    invocation keeps the lock (a rerun would delete the job's outputs as incomplete) and says what to
+    do; the job finishes its output."""
+    repo, env, configs = held
+    toy = "results/data/toy/manifest.json"
+    main = start_held(repo, env, configs, toy, tmp_path / "job", "--profile", "profiles/local-cluster")
+    try:
+        os.kill(main.pid, signal.SIGKILL)  # the main process only: the job was detached from it, as on a cluster
+        main.wait(timeout=60)
+        locks = lock_files(repo)
+        third = subprocess.run(smk_cmd(toy, configs, "-n"), cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+        assert locks and lock_files(repo) == locks
+        assert "sent its jobs to a cluster: they may still be running" in third.stderr
+        assert "squeue" in third.stderr and "snakemake --unlock" in third.stderr
+    finally:
+        (tmp_path / "job").touch()
+    deadline = time.monotonic() + 300
+    while not (repo / toy).exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert json.loads((repo / toy).read_text())["dataset"] == "toy"
 
 
 @pytest.mark.slow

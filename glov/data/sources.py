@@ -39,7 +39,7 @@ from glov.data import DataError
 from glov.data import glyphs as G
 from glov.data.captions import Words, context_captions
 from glov.data.debian import DEBIAN, SOURCES_DIR, installed_dir
-from glov.io import atomic_path
+from glov.io import atomic_path, synced_at_end
 
 HELD_OUT_FRACTION = {"animal_mnist": 0.3, "fashion_mnist": 0.3, "clipart": 0.5, "glyphs": 0.5}  # by content hash; tasks draw only here
 SOURCES_VERSION = 2  # bump when a source's images, captions or split change: rules that read sources rerun (a params change)
@@ -304,9 +304,11 @@ def task_images(source: str, per_class: int = TASK_PER_CLASS) -> dict[str, list[
 def export_task(source: str, out_dir: str | Path, per_class: int = TASK_PER_CLASS) -> int:
     """Write a source's lab task as an ImageFolder tree (PNG named by uid); return the image count."""
     written = 0
-    for classname, images in task_images(source, per_class).items():
-        for im in images:
-            with atomic_path(Path(out_dir) / classname / f"{im.uid[:16]}.png") as tmp:
-                im.load().save(tmp, format="PNG")
-            written += 1
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    with synced_at_end(out_dir):  # thousands of PNGs: one flush at the end, not two per image
+        for classname, images in task_images(source, per_class).items():
+            for im in images:
+                with atomic_path(Path(out_dir) / classname / f"{im.uid[:16]}.png") as tmp:
+                    im.load().save(tmp, format="PNG")
+                written += 1
     return written

@@ -1,5 +1,5 @@
 # Validate params.yaml before any job is planned, then expose the helpers the rules use.
-from glov import paths
+from glov import paths, tracking_server
 from glov.baselines import DESCRIPTION_STYLE, DETERMINISTIC, LLM_METHODS, method_params
 from glov.config import BASELINE_METHODS, alpha_tag, build, canonical, glov_alphas, split_sizes, step_blocks, validate
 from glov.data import get_dataset_spec
@@ -12,13 +12,27 @@ from glov.paths import of_variant
 from glov.official import OFFICIAL_DIR, PINNED, source_dir
 from glov.released import RELEASED_METHODS, RELEASED_PATH
 from glov.protocol import chain_dataset, is_official, rule_switches, split_seed
-from glov.resume import clear_stale_lock, record_lock_owner, steps_to_request
+from glov.resume import clear_stale_lock, own_locks_only, record_lock_owner, steps_to_request
 from glov.tracking import end_workflow_run, start_workflow_run
 
 config.update(validate(config))  # fills defaults; a bad key stops here with its name in the message
 PARAMS = build(config)
 check(PARAMS)
-clear_stale_lock()  # a run killed with SIGKILL left Snakemake's lock: resume without --unlock
+try:
+    from snakemake.persistence.file import FilePersistence
+
+    own_locks_only(FilePersistence)  # Snakemake 9.27 ends a run by deleting every run's lock files
+except ImportError:  # another layout: its own unlocking is left as it is
+    pass
+if not (workflow.remote_exec or workflow.subprocess_exec):  # the main process, not a job
+    clear_stale_lock()  # a run killed with SIGKILL left its lock: resume without --unlock (unless its jobs ran on a cluster)
+
+
+def own_lock_files():
+    """The lock files this Snakemake process wrote (the file persistence keeps their paths; with
+    another backend none is known, and its locks are never removed automatically)."""
+    return list(getattr(workflow.persistence, "_lockfile", {}).values())
+
 
 VLM = PARAMS.vlm.name
 LLM = PARAMS.llm.name
