@@ -286,7 +286,7 @@ def lab_table(rows: list[dict], chance: Mapping[str, float], spreads: Mapping[st
     if widths:
         lines += ["", "## Resolution", "",
                   f"Half-width of each interval above (seeds and test images), in points (docs/LAB.md: the design is good when "
-                  f"it is at most {RESOLUTION_TARGET} at 5 seeds).", "",
+                  f"it is at most {RESOLUTION_TARGET}; the number of seeds it needs follows from the between-seed spread).", "",
                   "| task | " + " | ".join(f"{_short(a)} − {_short(b)}" for a, b in LAB_PAIRS) + f" | largest | ≤ {RESOLUTION_TARGET} |",
                   "|---|" + "---|" * (len(LAB_PAIRS) + 2)]
         for task in chance:
