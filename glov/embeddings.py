@@ -6,13 +6,12 @@ bytes, so a truncated or stale cache is detected and rebuilt rather than silentl
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from glov.io import atomic_path, sha256_bytes
+from glov.io import sha256_bytes, write_torch
 
 
 class CacheError(RuntimeError):
@@ -31,11 +30,7 @@ def _digest(features: torch.Tensor) -> str:
 
 
 def save_embeddings(path: str | Path, emb: ImageEmbeddings) -> None:
-    payload = {"features": emb.features, "labels": emb.labels, "paths": emb.paths, "sha256": _digest(emb.features)}
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(buffer.getvalue())
+    write_torch(path, {"features": emb.features, "labels": emb.labels, "paths": emb.paths, "sha256": _digest(emb.features)})
 
 
 def load_embeddings(path: str | Path, expected_paths: list[str] | None = None) -> ImageEmbeddings:

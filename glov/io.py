@@ -101,6 +101,20 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
 
 
+def write_torch(path: str | os.PathLike, obj: Any) -> None:
+    """``torch.save`` through a buffer: saved to a file, torch names the archive's records after the
+    file, here a random temporary name, so equal content would give different bytes (found by
+    `glov diff --exact` between two fresh clones' runs)."""
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buffer.getvalue())
+
+
 def read_json(path: str | os.PathLike) -> Any:
     with open(path, encoding="utf-8") as f:
         return json.load(f)

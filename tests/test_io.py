@@ -123,3 +123,18 @@ def test_a_dataset_export_is_synced_once(tmp_path, calls, monkeypatch):
     assert sources.export_task("animal_mnist", tmp_path / "out") == 3
     assert sorted(p.name for p in (tmp_path / "out").rglob("*.png")) == ["aaaaaaaaaaaaaaaa.png", "bbbbbbbbbbbbbbbb.png", "cccccccccccccccc.png"]
     assert [c[0] for c in calls] == ["rename"] * 3 and synced == [str(tmp_path / "out")]
+
+
+def test_torch_files_have_the_same_bytes_for_the_same_content(tmp_path):
+    """torch.save names its archive's records after the file it writes, here a random temporary
+    name: saved through a buffer, equal content gives equal bytes (two fresh clones' runs differed
+    in LLaMP's files alone before; `glov diff --exact` found it)."""
+    import torch
+
+    from glov.io import write_torch
+
+    obj = {"w": torch.arange(6.0).reshape(2, 3), "names": ["a", "b"]}
+    write_torch(tmp_path / "a.pt", obj)
+    write_torch(tmp_path / "b.pt", obj)
+    assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()
+    assert torch.equal(torch.load(tmp_path / "a.pt", weights_only=True)["w"], obj["w"])

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from glov import config as C
-from glov.io import atomic_path, read_json
+from glov.io import read_json, write_torch
 from glov.jobs.common import load_llm, track, vlm_spec
 from glov.jobs.embed import load_split
 from glov.llamp import (LastLayer, LLaMP, class_texts, class_weights, knowledge_cache, knowledge_query, text_layers,
@@ -20,8 +20,7 @@ from glov.registry import VLMError
 
 
 def save(obj: dict, out: str | Path) -> None:
-    with atomic_path(out) as tmp:
-        torch.save(obj, tmp)
+    write_torch(out, obj)
 
 
 def load_checked(path: str | Path, classnames: list[str], what: str) -> dict:
