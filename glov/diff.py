@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
 
-from glov.stats import Interval, Side, difference, format_interval, interval_seed, read_correctness
+from glov.stats import Interval, Side, difference, format_interval, interval_seed, method_side, read_correctness
 from glov.tables import LABELS
 from glov.tracking import flatten
 
@@ -156,10 +156,7 @@ class Cell:
 
 
 def _side(correct: Correct | None, method: str, dataset: str) -> Side | None:
-    from glov.baselines import DETERMINISTIC
-
-    found = (correct or {}).get(method, {}).get(dataset)
-    return Side(found, fixed=method in DETERMINISTIC and len(found) == 1) if found else None
+    return method_side(method, (correct or {}).get(method, {}).get(dataset) or {})
 
 
 def compare(a: Snapshot, b: Snapshot, resamples: int = 2000) -> dict[str, dict[str, Cell]]:
@@ -169,6 +166,8 @@ def compare(a: Snapshot, b: Snapshot, resamples: int = 2000) -> dict[str, dict[s
         for method, (x, y) in row.items():
             sides = _side(b.correct, method, dataset), _side(a.correct, method, dataset)
             interval = difference(*sides, resamples, interval_seed("diff", method, dataset)) if all(sides) and None not in (x, y) else None
+            if interval is not None:  # B - A, its seeds read in the order A -> B as the cell is
+                interval = replace(interval, n_a=interval.n_b, n_b=interval.n_a)
             cells.setdefault(dataset, {})[method] = Cell(x, y, interval)
     return cells
 

@@ -16,7 +16,6 @@ Exit status: 0 when identical, 1 when not (errors: 2), so CI and users can use i
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -26,13 +25,14 @@ from typing import Any, Mapping
 import yaml
 
 from glov.diff import DiffError, _experiment_commit, _git, params_diff
+from glov.io import file_digest
+from glov.paths import RUN_DIR
 
 # what a run is made of, in the order the workflow makes it (the first difference is the earliest)
 ORDER = ("results/data", "results/embeddings", "results/descriptions", "results/llamp", "results/runs", "results/baselines",
          "results/oracle", "results/ablation", "results/correct.json", "results/metrics.json", "results/tables", "results/curves",
          "results/plots")
-_STEP = re.compile(r"results/runs/(?P<dataset>[^/]+)/(?P<vlm>[^/]+)/(?P<llm>[^/]+)/a(?P<alpha>[^/]+)/s(?P<seed>\d+)/"
-                   r"(?:step_(?P<step>\d+)|score)\.json$")
+_STEP = re.compile(re.sub(r"\\\{(\w+)\\\}", lambda m: f"(?P<{m[1]}>[^/]+)", re.escape(RUN_DIR)) + r"/(?:step_(?P<step>\d+)|score)\.json$")
 
 
 @dataclass(frozen=True)
@@ -53,16 +53,12 @@ def _order(path: str) -> tuple:
     return group, path
 
 
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def directory_run(path: Path) -> Run:
     root = path.parent if path.name == "results" else path
     results = root / "results"
     if not results.is_dir():
         raise DiffError(f"{path} has no results/ folder: run the workflow there first (snakemake --cores all)")
-    files = {p.relative_to(root).as_posix(): _digest(p) for p in results.rglob("*")
+    files = {p.relative_to(root).as_posix(): file_digest(p) for p in results.rglob("*")
              if p.is_file() and "provenance" not in p.relative_to(results).parts[:1] and not p.name.startswith(".")}
     return Run(str(path), files, root)
 
@@ -190,5 +186,9 @@ def format_exact(a: Run, b: Run, divergences: list[Divergence]) -> str:
 def exact(ref_a: str, ref_b: str, repo: str | Path = ".") -> tuple[int, str]:
     """(exit status, report): 0 when the two runs are byte-identical, 1 when not."""
     a, b = load_run(ref_a, repo), load_run(ref_b, repo)
+    if (a.root is None) != (b.root is None):
+        raise DiffError("--exact compares two results directories, or two revisions/experiments (DVC records those by its own "
+                        "hashes, for the cached outputs only), not one of each: record the directory as an experiment "
+                        "(`dvc exp run -n NAME`), or check the revision's results out into a directory")
     divergences = compare_runs(a, b)
     return (1 if divergences else 0), format_exact(a, b, divergences)

@@ -115,6 +115,14 @@ def write_torch(path: str | os.PathLike, obj: Any) -> None:
         tmp.write_bytes(buffer.getvalue())
 
 
+def download(url: str, timeout: float = 30) -> bytes:
+    """A URL's bytes; raises OSError (no network, HTTP error) for the caller to name the offline route."""
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return response.read()
+
+
 def read_json(path: str | os.PathLike) -> Any:
     with open(path, encoding="utf-8") as f:
         return json.load(f)

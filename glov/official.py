@@ -164,8 +164,8 @@ class Wording:
     first: Text  # fields: dataset_name, dataset_info, prompt, accuracy[0]
     later: Text  # fields: top_bottom_k, step+1, dataset_name, dataset_info, best_exm, worst_exm
     example: Text  # one example line: i+1, response, accuracy
-    base_shown: str  # the base prompt as the history stores it (shown in later steps' blocks)
-    base_prompt: str  # the base prompt as the first meta-prompt shows it
+    base_stored: str  # the base prompt as the history stores it (shown in later steps' blocks; what LLaVA scores)
+    base_first: str  # the base prompt as the first meta-prompt shows it
     descriptions: Mapping[str, str]  # official dataset name -> its description paragraph
 
     def messages(self, user: str) -> list[dict[str, str]]:
@@ -256,11 +256,6 @@ def wording(kind: str = CLIP, root: str | Path = OFFICIAL_DIR, checked: bool = T
     return _cached(kind, str(Path(root).resolve()), checked)
 
 
-def sources_digest() -> str:
-    """What the official wording depends on (a part of result-store keys): the pinned files."""
-    return hashlib.sha256("".join(f"{p}={d};" for p, d in sorted(PINNED.items())).encode()).hexdigest()[:16]
-
-
 # --- fetching -------------------------------------------------------------------------------------
 
 
@@ -292,12 +287,10 @@ def _local(root: Path, path: str) -> bytes:
 
 
 def _download(url: str) -> bytes:
-    import urllib.error
-    import urllib.request
+    from glov.io import download
 
     try:
-        with urllib.request.urlopen(url, timeout=30) as response:
-            return response.read()
-    except (urllib.error.URLError, OSError) as exc:
+        return download(url)
+    except OSError as exc:
         raise OfficialSourceError(f"cannot download {url} ({exc}); without internet, clone github.com/jmiemirza/GLOV "
                                   "elsewhere and run `glov fetch-official --from PATH` with PATH the clone") from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 SPLITS = ("train", "val", "test")  # of every dataset: 1-shot train (the fitness), val (step choice), test
@@ -35,9 +36,9 @@ def project_path(path: str | Path) -> str:
     """``path`` relative to the working directory (the project) when it lies under it, else absolute
     (a dataset of yours elsewhere): what results record, so a moved or cloned project reads its own
     files and two clones of one commit compute the same result-store keys."""
-    absolute = Path(path).resolve()
+    absolute = Path(os.path.abspath(path))  # lexical: a symlinked resources/ folder stays inside the project
     try:
-        return absolute.relative_to(Path.cwd().resolve()).as_posix()
+        return absolute.relative_to(Path.cwd()).as_posix()
     except ValueError:
         return str(absolute)
 

@@ -30,37 +30,50 @@ def _cache() -> dict:
         return {}
 
 
-def file_digest(path: str | os.PathLike) -> str:
-    """sha256 of a file's content, remembered against its (size, mtime) so an unchanged file is not
-    read again."""
+def _stamp(st: os.stat_result) -> list[int]:
+    """What says a file is unchanged: size, inode (every atomic write makes a new one), and both
+    times at nanosecond resolution (a file system with coarse times still changes the inode)."""
+    return [st.st_size, st.st_ino, st.st_mtime_ns, st.st_ctime_ns]
+
+
+def digests(paths: Iterable[str | os.PathLike]) -> list[str]:
+    """sha256 of each file's content, remembered against its :func:`_stamp`, so an unchanged file is
+    not read again. The cache is read once and, if anything was new, merged and written once."""
     from glov.io import file_digest as sha256_of, write_json
 
-    p = Path(path)
-    st = p.stat()
-    key, stamp = str(p.resolve()), [st.st_size, st.st_mtime_ns]
-    cache = _cache()
-    if cache.get(key, {}).get("stamp") == stamp:
-        return cache[key]["sha256"]
-    digest = sha256_of(p)
-    if DIGESTS.parent.is_dir() or Path(".snakemake").is_dir():  # a project folder: keep it for the next job
-        cache = _cache()  # another job may have written meanwhile
-        cache[key] = {"stamp": stamp, "sha256": digest}
-        write_json(DIGESTS, cache)
-    return digest
+    cache, new, out = _cache(), {}, []
+    for path in paths:
+        p = Path(path)
+        key, stamp = str(p.resolve()), _stamp(p.stat())
+        known = cache.get(key, {})
+        digest = known["sha256"] if known.get("stamp") == stamp else sha256_of(p)
+        if known.get("stamp") != stamp:
+            new[key] = {"stamp": stamp, "sha256": digest}
+        out.append(digest)
+    if new and (DIGESTS.parent.is_dir() or Path(".snakemake").is_dir()):  # a project folder: keep them for the next job
+        write_json(DIGESTS, _cache() | new)  # merged with what other jobs wrote meanwhile
+    return out
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """sha256 of one file's content (:func:`digests`)."""
+    return digests([path])[0]
 
 
 def files_digest(paths: Iterable[str | os.PathLike], root: str | os.PathLike | None = None) -> str:
     """One digest of several files, each named relative to ``root`` (names and contents count)."""
+    files = sorted(Path(x) for x in paths)
     h = hashlib.sha256()
-    for p in sorted(Path(x) for x in paths):
+    for p, digest in zip(files, digests(files)):
         name = p.relative_to(root).as_posix() if root is not None else p.name
-        h.update(f"{name}\0{file_digest(p)}\n".encode())
+        h.update(f"{name}\0{digest}\n".encode())
     return h.hexdigest()
 
 
 def location_digest(location: str) -> str:
     """What a model at ``location`` is: a local folder's files (its records aside) or a local file
-    by content; a hub id or tag by its name (hub releases are immutable by name)."""
+    by content; a hub id or tag by its name only (a hub branch can move: pin a revision, or use a
+    local folder, where a key must follow the weights)."""
     p = Path(location)
     if p.is_dir():
         return files_digest([f for f in p.rglob("*") if f.is_file() and f.name not in _SKIP and not f.name.startswith(".")], p)

@@ -87,14 +87,12 @@ def fetch_released(dest: str | Path = RELEASED_PATH, source: str | Path | None =
     if source is not None:
         text = Path(source).read_text()
     else:
-        import urllib.error
-        import urllib.request
+        from glov.io import download
 
         url = RELEASED_URL.format(commit=commit)
         try:
-            with urllib.request.urlopen(url, timeout=30) as response:
-                text = response.read().decode()
-        except (urllib.error.URLError, OSError) as exc:
+            text = download(url).decode()
+        except OSError as exc:
             raise ReleasedError(
                 f"cannot download {url} ({exc}). Without internet, fetch that file on another machine and run "
                 f"`glov fetch-released --from discovered_prompts.py` here (it writes {dest})."

@@ -155,7 +155,10 @@ def own_locks_only(persistence: type) -> None:
     remove_all = persistence._delete_locks
 
     def remove_own(self: object) -> None:
-        own = getattr(self, "_lockfile", {})
+        own = getattr(self, "_lockfile", None)
+        if not isinstance(own, dict):  # a Snakemake whose internals differ: its own behaviour, not a silent no-op
+            log.warning("this Snakemake keeps its lock files differently: it removes every run's locks when a run ends")
+            return remove_all(self)
         for lock in own.values():
             Path(lock).unlink(missing_ok=True)
         own.clear()

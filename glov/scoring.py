@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 
-from glov.optimizer.prompts import CLEAN_RANKING, ranked
+from glov.optimizer.prompts import BRACES, ranked
+from glov.protocol import CLEAN
 from glov.optimizer.state import Candidate
 
 
@@ -47,11 +47,8 @@ def ensemble(weights: Sequence[torch.Tensor]) -> torch.Tensor:
     return F.normalize(torch.stack([F.normalize(w, dim=-1) for w in weights]).mean(dim=0), dim=-1)
 
 
-_BRACES = re.compile(r"\{\s*\}")
-
-
 def top_templates(history: Sequence[Candidate], k: int, up_to_step: int | None = None, own_step_only: bool = False,
-                  needs_placeholder: bool = False, ranking: str = CLEAN_RANKING) -> list[str]:
+                  needs_placeholder: bool = False, ranking: str = CLEAN) -> list[str]:
     """The k best by train accuracy, best first, of the history up to ``up_to_step``. The official
     final set (``own_step_only``) takes the k best of the candidates that step itself produced and
     only then drops those without ``{}`` (the released code's order: a step may ensemble fewer).
@@ -59,7 +56,7 @@ def top_templates(history: Sequence[Candidate], k: int, up_to_step: int | None =
     candidates scores them)."""
     if own_step_only:
         top = ranked([c for c in history if up_to_step is None or c.step == up_to_step], ranking)[-k:]
-        return [c.template for c in reversed(top) if not needs_placeholder or _BRACES.search(c.template)]
+        return [c.template for c in reversed(top) if not needs_placeholder or BRACES.search(c.template)]
     pool = [c for c in history if (up_to_step is None or c.step <= up_to_step) and (not needs_placeholder or "{}" in c.template)]
     return [c.template for c in reversed(ranked(pool, ranking)[-k:])]
 

@@ -74,6 +74,14 @@ def side(records: Mapping[int, Mapping], fixed: bool = False) -> Side:
     return Side({int(s): (r["test_correct"], r["test_set"]) for s, r in records.items()}, fixed)
 
 
+def method_side(method: str, results: Mapping[int, tuple[str, str]]) -> Side | None:
+    """A method's side of a comparison, from its (test_correct, test_set) by seed, or None without
+    any: a method without randomness that ran once (S-TEMP, DS-TEMP) is fixed (the same in every seed)."""
+    from glov.baselines import DETERMINISTIC
+
+    return Side(dict(results), fixed=method in DETERMINISTIC and len(results) == 1) if results else None
+
+
 @dataclass(frozen=True)
 class Interval:
     """``mean`` (a - b, points) with its 95 % interval. ``n_a``/``n_b``: seeds of each side (0: a

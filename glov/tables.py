@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 from glov.io import read_json, write_json, write_text
-from glov.stats import Interval, Side, difference, format_interval, interval_seed, side
+from glov.stats import Interval, Side, difference, format_interval, interval_seed, method_side
 
 S_TEMP, DS_TEMP, LLM_OPT, GLOV_WO, GLOV = "s_temp", "ds_temp", "llm_opt", "glov_wo_guidance", "glov"
 CUPL, DCLIP, AWT = "cupl", "dclip", "awt"
@@ -216,12 +216,10 @@ def lab_controls(records: Mapping[tuple[str, str, int], Mapping], oracles: Seque
 def _side(records: Mapping[tuple[str, str, int], Mapping], method: str, task: str, seeds: Sequence[int]) -> Side | None:
     """A method's per-seed correctness records, or None when it has none (a method not run, or
     results written before ``test_correct`` existed)."""
-    from glov.baselines import DETERMINISTIC
-
     found = {s: records[method, task, s] for s in seeds if (method, task, s) in records}
-    if not found or not all("test_correct" in r for r in found.values()):
+    if not all("test_correct" in r for r in found.values()):
         return None
-    return side(found, fixed=method in DETERMINISTIC and len(found) == 1)
+    return method_side(method, {s: (r["test_correct"], r["test_set"]) for s, r in found.items()})
 
 
 def _verdict(a: str, b: str, iv: Interval) -> str:

@@ -140,7 +140,7 @@ def test_the_official_llava_prompt_details(tiny_llava_dir, monkeypatch, official
     vlm = {"name": "tiny-llava", "path": str(tiny_llava_dir)}
     clean = C.from_dict({"vlm": vlm})
     official = C.from_dict({"vlm": vlm, "protocol": {"llava_prompt": "official"}})
-    assert (base_prompt(clean), base_prompt(official)) == (clean.optimizer.base_prompt, wording(LLAVA).base_shown)
+    assert (base_prompt(clean), base_prompt(official)) == (clean.optimizer.base_prompt, wording(LLAVA).base_stored)
     assert base_prompt(official).startswith("Fixture base question")
     manifest = {"classnames": ["a", "b"], "image_root": ".", "splits": {}}
     loaded = {name: Scorer(params, manifest).vlm for name, params in (("clean", clean), ("official", official))}

@@ -60,7 +60,7 @@ def test_the_meta_prompt_read_as_data_equals_the_fixture_functions_character_for
     module = fixture_module(path)
     info = fixture_module("utils/utils.py").dataset_info
     rng = random.Random(0)
-    template = "a photo of a {}." if kind == CLIP else words.base_shown
+    template = "a photo of a {}." if kind == CLIP else words.base_stored
     base = Candidate(template, 45.833333333333336, 0, official_base_shown(template, words))
     for n, topk in [(1, 5), (2, 5), (3, 5), (7, 5), (12, 5), (30, 3), (40, 5)]:
         history = [base] + [Candidate(rng.choice([" a {} here", "the {}.", "x <category> y", " odd {} : z"]) + str(i),
@@ -68,7 +68,7 @@ def test_the_meta_prompt_read_as_data_equals_the_fixture_functions_character_for
         for step in ([1] if n == 1 else [2, 7]):
             ours = official_meta_prompt(words, "EuroSAT", info["EuroSAT"], history, topk, step, "official")
             shown = [(display(c), c.accuracy) for c in history]
-            expected = literal_meta_prompt(module, "EuroSAT", info, words.base_prompt, base.accuracy, None if step == 1 else shown,
+            expected = literal_meta_prompt(module, "EuroSAT", info, words.base_first, base.accuracy, None if step == 1 else shown,
                                            step - 1, topk)
             assert ours == expected
     assert "Its score: 45.833333333333336\n" in official_meta_prompt(words, "EuroSAT", "d", [base], 5, 1)[1]["content"]
@@ -85,7 +85,7 @@ def test_the_zero_k_quirk_is_the_released_slicing(official_fixture):
 
 def test_the_real_files_are_never_imported(official_fixture):
     """The fixture's main_*.py files raise on import, as a guard: glov reads their base prompts all the same."""
-    assert wording(CLIP).base_shown == "A photo of a <category>." and wording(CLIP).base_prompt == "a photo of a <category>."
+    assert wording(CLIP).base_stored == "A photo of a <category>." and wording(CLIP).base_first == "a photo of a <category>."
     with pytest.raises(RuntimeError, match="never imported"):
         fixture_module("main_clip.py")
 
@@ -261,7 +261,7 @@ def test_a_whole_llava_chain_under_the_official_protocol_equals_the_literal_loop
     rng = random.Random(2)
     outputs = [[rng.choice(LLAVA_PIECES) for _ in range(5)] for _ in range(3)]
     params, records = llava_job(OFFICIAL_LLAVA, outputs)
-    base = wording(LLAVA).base_shown
+    base = wording(LLAVA).base_stored
     assert records[0]["base_template"] == base  # read from the (fixture) main_llava.py
     fitness = Scorer(params, read_json(tmp_path / "manifest.json")).fitness("train")  # deterministic: greedy answers
     # the toy folder has no official description: its name and one-line description stand in

@@ -285,7 +285,8 @@ def test_a_moved_project_plans_nothing_and_reads_its_images_from_the_new_place(w
     assert config["model_cfg"]["text_cfg"]["hf_model_name"] == "resources/models/vlm/lab-minilm"
     target = "results/embeddings/toy/lab-minilm/train.pt"
     before = (moved / target).read_bytes()
-    forced = snakemake(moved, target, "--forcerun", "embed_images", env=offline_env)  # reads the toy images and the lab VLM
+    forced = subprocess.run([sys.executable, "-m", "snakemake", target, "--cores", "2", "--forcerun", "embed_images", "--configfile", *TINY],
+                            cwd=moved, capture_output=True, text=True, env=offline_env, timeout=900)  # reads the toy images and the lab VLM
     assert forced.returncode == 0, forced.stderr[-3000:]
     assert (moved / target).read_bytes() == before and not (base / "before").exists()
 
@@ -497,7 +498,8 @@ def test_exact_names_the_first_diverging_step_of_a_run_with_one_changed_param(wo
     workflow's order is the first chain's step 1 (its step 0 is the same), its fourth candidate
     is missing, and the job's provenance records show the param side by side."""
     changed = reference_copy(workdir, tmp_path_factory.mktemp("changed"), [])
-    shutil.copytree(workdir / ".snakemake/glov", changed / ".snakemake/glov", copy_function=os.link)  # the result store
+    # Snakemake's records (a changed param reruns the jobs that read it) and the result store
+    shutil.copytree(workdir / ".snakemake", changed / ".snakemake", ignore=shutil.ignore_patterns("locks", "log"), copy_function=os.link)
     extra = changed / "three.yaml"
     extra.write_text("optimizer: {candidates: 3}\n")
     r = snakemake(changed, env=offline_env, extra_config=extra)
@@ -646,7 +648,8 @@ def test_every_readme_command_works_as_written_and_no_dvc_command_deletes_finish
             assert "Nothing to be done" in out[bare][0]
             status = subprocess.run(["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True).stdout
             assert status == "", f"a run leaves files git tracks or shows:\n{status}"
-        baselines_log = (repo / "logs/baselines/toy/lab-minilm/smollm2-135m-instruct/s0.log").read_text()
+        log_file = repo / "logs/baselines/toy/lab-minilm/smollm2-135m-instruct/s0.log"
+        baselines_log = log_file.read_text() if log_file.exists() else ""  # the quick start's run left no logs here
         if "optimizer.topk=1" in bare:  # another experiment: its steps are new files ...
             assert finished_work(repo) != before
             continue

@@ -20,6 +20,7 @@ from glov.paths import project_path
 
 
 EXPORT_RECORD = "export.json"  # written last into an exported lab task's folder
+EXPORT_FORMAT = 2  # rule export_bundled_dataset's param: 2 = built aside and renamed with its record (folders of 1 have none)
 
 
 class DataError(RuntimeError):

@@ -224,6 +224,10 @@ def run_baselines(
         texts = {style: read_json(path) for style, path in descriptions.items()}
         # once per job, not per method: what every method reads (the text tower's weights included)
         shared = [file_digest(path) for path in (manifest_path, *filter(None, embeddings.values()))] + [vlm_digest(params)]
+        if answering(params):  # no embedding cache: the images themselves (the scorer answers on them)
+            from glov.jobs.optimize import split_images_digest
+
+            shared += [split_images_digest(manifest, split) for split in ("train", "val", "test")]
         described = {style: file_digest(path) for style, path in descriptions.items()}
         llm_weights = lru_cache(maxsize=1)(lambda: llm_digest(params))
         for method in methods:

@@ -203,7 +203,7 @@ def base_prompt(params: C.Params) -> str:
     if is_official(params.protocol, "llava_prompt"):
         from glov.official import LLAVA, wording
 
-        return wording(LLAVA).base_shown
+        return wording(LLAVA).base_stored
     return params.optimizer.base_prompt
 
 def llm_spec(params: C.Params) -> LLMSpec:

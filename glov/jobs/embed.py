@@ -4,13 +4,13 @@ the fitness (top-1 accuracy of a prompt) every scoring job computes from them.""
 from __future__ import annotations
 
 import logging
-import re
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import torch
 
 from glov import config as C
+from glov.optimizer.prompts import BRACES
 from glov.protocol import LLAVA_NEW_TOKENS, is_official
 from glov.embeddings import CacheError, ImageEmbeddings, load_embeddings, save_embeddings
 from glov.io import read_json
@@ -55,15 +55,12 @@ def load_split(params: C.Params, vlm: VLM, manifest: dict, split: str, path: str
         save_embeddings(path, emb)
         return emb
 
-_EMPTY_BRACES = re.compile(r"\{\s*\}")
-
-
 def official_usable(template: str) -> bool:
     """Whether the released scorer uses a template at all (OFFICIAL.md row 7): it needs ``{}`` (or
     ``{ }``), and a template with exactly one ``{}`` goes through ``str.format``, so stray braces
     that format rejects drop it. Whether it fails does not depend on the class name, so a template
     is dropped for every class or none."""
-    if not _EMPTY_BRACES.search(template):
+    if not BRACES.search(template):
         return False
     if template.count("{}") == 1:
         try:

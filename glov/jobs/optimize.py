@@ -20,7 +20,7 @@ from glov.jobs.common import answering, base_prompt, dataset_params, llm_digest,
 from glov.jobs.embed import Scorer
 from glov.optimizer import StepConfig, Task, init_state
 from glov.optimizer.parse import MAX_CHARS
-from glov.official import CLIP, LLAVA, Wording, sources_digest, wording
+from glov.official import CLIP, LLAVA, Wording, wording
 from glov.optimizer.prompts import QUESTION, TEMPLATE, official_base_shown
 from glov.optimizer.state import State
 from glov.protocol import GUIDED_NEW_TOKENS, departures, is_official, rule_switches
@@ -56,8 +56,20 @@ def step_inputs(params: C.Params, manifest_path: str | Path, train_emb: str | Pa
     about the dataset. A retrained VLM or an edited description changes every step's key."""
     from glov.provenance import file_digest
 
-    return {"manifest": file_digest(manifest_path), "train_embeddings": file_digest(train_emb) if train_emb else None,
-            "vlm": vlm_digest(params), "task": asdict(task)}
+    inputs = {"manifest": file_digest(manifest_path), "train_embeddings": file_digest(train_emb) if train_emb else None,
+              "vlm": vlm_digest(params), "task": asdict(task)}
+    if not train_emb:  # an answering VLM reads the fitness images themselves: their content, not just their names
+        inputs["train_images"] = split_images_digest(read_json(manifest_path), "train")
+    return inputs
+
+
+def split_images_digest(manifest: dict, split: str) -> str:
+    """The content of a split's images (an answering VLM's inputs, which no embedding cache covers)."""
+    from glov.jobs.embed import image_paths
+    from glov.provenance import files_digest
+
+    root = Path(manifest["image_root"])
+    return files_digest([root / p for p in image_paths(manifest, split)], root)
 
 
 def _step_key(params: C.Params, dataset: str, alpha: float, seed: int, step_index: int, previous: State | None,
@@ -77,8 +89,6 @@ def _step_key(params: C.Params, dataset: str, alpha: float, seed: int, step_inde
     switches = departures(p["protocol"], "glov_steps")
     if switches:
         chain["protocol"] = switches
-    if is_official(params.protocol, "meta_prompt"):  # the released code's words enter the chat
-        chain["official_sources"] = sources_digest()
     return params_hash({"code": code_fingerprint(), "params": chain, "dataset": dataset, "alpha": alpha, "seed": seed,
                         "step": step_index, "previous": previous.to_dict() if previous else None,
                         "inputs": inputs | ({"llm": llm()} if step_index else {})})

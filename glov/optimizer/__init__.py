@@ -15,8 +15,9 @@ from typing import Callable, Sequence
 
 from glov.llm import LLM, Request, Sampling, Steer, row_seed
 from glov.official import Wording
+from glov.protocol import CLEAN, OFFICIAL
 from glov.optimizer.parse import MAX_CHARS, Parsed, parse_official, parse_official_question, parse_question, parse_template
-from glov.optimizer.prompts import (CLEAN_RANKING, OFFICIAL_RANKING, QUESTION, TEMPLATE, display, meta_prompt, official_meta_prompt,
+from glov.optimizer.prompts import (QUESTION, TEMPLATE, display, meta_prompt, official_meta_prompt,
                                     ranked)
 from glov.optimizer.state import Candidate, Guidance, State
 
@@ -51,7 +52,7 @@ class StepConfig:
     official_parser: bool = False  # glov.optimizer.parse.parse_official (answering VLMs: parse_official_question)
     keep_invalid: bool = False  # the official handling of invalid and duplicate candidates (score_completions)
     question_chars: int | None = MAX_CHARS  # the longest candidate prompt of an answering VLM (official LLaVA: None)
-    ranking: str = CLEAN_RANKING  # how ties rank (glov.optimizer.prompts.ranked)
+    ranking: str = CLEAN  # how ties rank (glov.optimizer.prompts.ranked)
 
 
 def init_state(base_template: str, fitness: Fitness, shown: str | None = None) -> tuple[State, dict]:
@@ -67,7 +68,7 @@ def step_seed(seed: int, step: int) -> int:
 
 
 def guidance_after(history: tuple[Candidate, ...], previous_best: Candidate, guidance: Guidance | None,
-                   ranking: str = CLEAN_RANKING) -> tuple[Candidate, Guidance | None]:
+                   ranking: str = CLEAN) -> tuple[Candidate, Guidance | None]:
     """Guidance changes only when a candidate strictly beats the best so far: p+ is the best, p-
     the best strictly below it. Among equal accuracies the ranking decides; the released code
     takes p+ as the first of the best in its sorted history (``argmax``) and p- as the last
@@ -76,7 +77,7 @@ def guidance_after(history: tuple[Candidate, ...], previous_best: Candidate, gui
     top = order[-1].accuracy
     if top <= previous_best.accuracy:
         return previous_best, guidance
-    best = next(c for c in order if c.accuracy == top) if ranking == OFFICIAL_RANKING else order[-1]
+    best = next(c for c in order if c.accuracy == top) if ranking == OFFICIAL else order[-1]
     below = [c for c in order if c.accuracy < top]
     return best, Guidance(best.template, below[-1].template) if below else guidance
 

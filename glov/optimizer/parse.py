@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from glov.optimizer.prompts import PLACEHOLDER
+
 MAX_CHARS = 200
-PLACEHOLDER = "<category>"
 _PLACEHOLDER = re.compile(r"[<\[{(]\s*(category|class|class ?name|label|object)\s*[>\]})]", re.IGNORECASE)
 _PREFIX = re.compile(r"^\s*(?:[-*•]+|\d+\s*[.:)]|(?:new\s+)?template\s*\d*\s*[:=-]|(?:a|answer|output)\s*:)\s*", re.IGNORECASE)
 _QUOTED = re.compile(r"[\"“`]([^\"”`]+)[\"”`]")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from typing import Sequence
 
 from glov.official import Wording
+from glov.protocol import CLEAN, OFFICIAL
 from glov.optimizer.state import Candidate
 
 PLACEHOLDER = "<category>"
@@ -35,6 +37,9 @@ QUESTION_ASK = (
 TEMPLATE, QUESTION = "template", "question"  # what the optimiser writes: a class template, or a whole prompt
 
 
+BRACES = re.compile(r"\{\s*\}")  # what the released scorer takes for a placeholder (``{}``, ``{ }``)
+
+
 def to_display(template: str) -> str:
     """Templates are stored with ``{}``; the LLM sees ``<category>``."""
     return template.replace("{}", PLACEHOLDER)
@@ -45,22 +50,19 @@ def display(c: Candidate) -> str:
     return c.shown if c.shown is not None else to_display(c.template)
 
 
-CLEAN_RANKING, OFFICIAL_RANKING = "clean", "official"
-
-
-def ranked(history: Sequence[Candidate], ranking: str = CLEAN_RANKING) -> list[Candidate]:
+def ranked(history: Sequence[Candidate], ranking: str = CLEAN) -> list[Candidate]:
     """Ascending accuracy. Clean: among ties the earlier-found template ranks higher, then text
     order. Official (protocol.ranking): NumPy's default ``argsort`` of the accuracies in the order
     they were found, whatever order it gives among ties (for up to 16 items the later-found ranks
     higher; beyond that, its introsort decides)."""
-    if ranking == OFFICIAL_RANKING:
+    if ranking == OFFICIAL:
         import numpy as np
 
         return [history[i] for i in np.argsort(np.array([c.accuracy for c in history], dtype=np.float64))]
     return sorted(history, key=lambda c: (c.accuracy, -c.step, c.template))
 
 
-def in_context_examples(history: Sequence[Candidate], topk: int, ranking: str = CLEAN_RANKING) -> list[Candidate]:
+def in_context_examples(history: Sequence[Candidate], topk: int, ranking: str = CLEAN) -> list[Candidate]:
     """Bottom-k then top-k of the whole history, worst first, k = min(topk, |history| // 2)."""
     order = ranked(history, ranking)
     k = min(topk, len(order) // 2)
@@ -68,7 +70,7 @@ def in_context_examples(history: Sequence[Candidate], topk: int, ranking: str = 
 
 
 def meta_prompt(dataset: str, description: str, history: Sequence[Candidate], topk: int, kind: str = TEMPLATE,
-                ranking: str = CLEAN_RANKING) -> list[dict[str, str]]:
+                ranking: str = CLEAN) -> list[dict[str, str]]:
     """This project's chat: a system message asking for one short template, then one user message
     with the dataset, its one-line description and the in-context examples worst to best."""
     header = f"Dataset: {dataset}.\nDescription: {description}.\n"
@@ -80,7 +82,7 @@ def meta_prompt(dataset: str, description: str, history: Sequence[Candidate], to
 
 
 def official_meta_prompt(wording: Wording, title: str, paragraph: str, history: Sequence[Candidate], topk: int, step: int,
-                         ranking: str = CLEAN_RANKING) -> list[dict[str, str]]:
+                         ranking: str = CLEAN) -> list[dict[str, str]]:
     """The released code's chat for step ``step`` (1 = the first LLM step), in the released code's
     own words (:mod:`glov.official`, read from its source at run time). The first step shows the
     base prompt and its accuracy at full precision; later steps the best and the worst
@@ -89,7 +91,7 @@ def official_meta_prompt(wording: Wording, title: str, paragraph: str, history: 
     k = 0 its best block is the whole history)."""
     if step == 1:
         base = history[0]
-        prompt = wording.base_prompt if base.shown is not None and base.shown == wording.base_shown else display(base)
+        prompt = wording.base_first if base.shown is not None and base.shown == wording.base_stored else display(base)
         return wording.messages(wording.first.render(dataset_name=title, dataset_info=paragraph, prompt=prompt, accuracy=[base.accuracy]))
     order = ranked(history, ranking)
     k = min(topk, int(len(order) * 0.5))
@@ -104,4 +106,4 @@ def official_meta_prompt(wording: Wording, title: str, paragraph: str, history: 
 def official_base_shown(template: str, wording: Wording) -> str | None:
     """How the released code stores the base prompt in its history, where ours is the one it starts
     from (its first meta-prompt then shows its own spelling of it); otherwise None (ours, as is)."""
-    return wording.base_shown if to_display(template) == wording.base_prompt else None
+    return wording.base_stored if to_display(template) == wording.base_first else None

@@ -47,7 +47,8 @@ if VARIANTS:
 
     rule protocol_table:
         input:
-            [path for *_, path in variant_scores()],
+            scores=[path for *_, path in variant_scores()],
+            manifests=[SEED_MANIFEST.format(dataset=d, seed=SEEDS[0]) for d in DATASETS],  # which switches cannot act here
         output:
             md=paths.PROTOCOL_TABLE,
             html=report(paths.html_of(paths.PROTOCOL_TABLE), caption="../report/protocol.rst", category="Tables"),

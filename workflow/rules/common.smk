@@ -2,7 +2,7 @@
 from glov import paths, tracking_server
 from glov.baselines import DESCRIPTION_STYLE, DETERMINISTIC, LLM_METHODS, method_params
 from glov.config import BASELINE_METHODS, alpha_tag, build, canonical, glov_alphas, split_sizes, step_blocks, validate
-from glov.data import get_dataset_spec
+from glov.data import EXPORT_FORMAT, get_dataset_spec
 from glov.data.integrity import listing_digest
 from glov.data.sources import SOURCES_VERSION
 from glov.jobs.common import answering, check, llm_spec, vlm_spec
@@ -62,6 +62,11 @@ BUNDLED = {
     for name, spec in ((n, get_dataset_spec(n, PARAMS.data.custom)) for n in DATASETS)
     if spec.bundled
 }
+
+
+localrules:
+    fetch_official,  # downloads: on a cluster, from the submitting node (compute nodes are often offline)
+    fetch_released,
 
 
 wildcard_constraints:
@@ -140,8 +145,10 @@ OFFICIAL_FILES = [str(source_dir(OFFICIAL_DIR) / p) for p in PINNED]  # glov fet
 
 def official_sources(protocol, rule):
     """The released code's source files a job reads its wording from (glov.official): the official
-    meta-prompt (rule glov_steps), and an answering VLM's official base prompt (glov_steps, baselines)."""
-    needed = (protocol["meta_prompt"] == "official" and rule == "glov_steps") or (
+    meta-prompt (rule glov_steps, and random search in rule baselines, which asks as GLOV's step 1
+    does), and an answering VLM's official base prompt (glov_steps, baselines)."""
+    chats = rule == "glov_steps" or (rule == "baselines" and "random_search" in BASELINES)
+    needed = (protocol["meta_prompt"] == "official" and chats) or (
         protocol["llava_prompt"] == "official" and ANSWERING and rule in ("glov_steps", "baselines"))
     return OFFICIAL_FILES if needed else []
 

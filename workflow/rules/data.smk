@@ -12,6 +12,7 @@ rule export_bundled_dataset:
     params:
         dataset=lambda w: next(n for n, s in BUNDLED.items() if s.subdir == w.subdir),
         sources=SOURCES_VERSION,  # a source whose images or split changed is exported again
+        export=EXPORT_FORMAT,  # a folder exported before it had a completion record is exported again
     priority: 60  # data -> embed feed every VLM job (priorities: the longest chains start first, see rule describe_classes)
     script:
         "../scripts/export_bundled_dataset.py"
