@@ -56,6 +56,14 @@ def reference_copy(workdir: Path, dest: Path, without: list[str]) -> Path:
     return copy
 
 
+def copy_records(workdir: Path, dest: Path) -> None:
+    """Snakemake's records and the result store of ``workdir`` into ``dest``. The store is linked
+    (every store write replaces a file), Snakemake's records are copied: Snakemake rewrites its
+    metadata files in place, so a link would let the copy's run edit ``workdir``'s records."""
+    shutil.copytree(workdir / ".snakemake", dest / ".snakemake", ignore=shutil.ignore_patterns("locks", "log", "store"))
+    shutil.copytree(workdir / ".snakemake/glov/store", dest / ".snakemake/glov/store", copy_function=os.link)
+
+
 def snakemake(cwd: Path, *args: str, env=None, extra_config: Path | None = None) -> subprocess.CompletedProcess:
     configs = [*TINY, *([str(extra_config)] if extra_config else [])]
     cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", *configs, *args]
@@ -274,7 +282,7 @@ def test_a_moved_project_plans_nothing_and_reads_its_images_from_the_new_place(w
     do, and a forced job reads the images and the model from the new place."""
     base = tmp_path_factory.mktemp("moved")
     copy = reference_copy(workdir, base / "before", [])
-    shutil.copytree(workdir / ".snakemake", copy / ".snakemake", ignore=shutil.ignore_patterns("locks", "log"), copy_function=os.link)
+    copy_records(workdir, copy)
     moved = base / "after"
     os.rename(copy, moved)  # what `mv` does on one file system
     nothing = snakemake(moved, "-n", env=offline_env)
@@ -499,7 +507,7 @@ def test_exact_names_the_first_diverging_step_of_a_run_with_one_changed_param(wo
     is missing, and the job's provenance records show the param side by side."""
     changed = reference_copy(workdir, tmp_path_factory.mktemp("changed"), [])
     # Snakemake's records (a changed param reruns the jobs that read it) and the result store
-    shutil.copytree(workdir / ".snakemake", changed / ".snakemake", ignore=shutil.ignore_patterns("locks", "log"), copy_function=os.link)
+    copy_records(workdir, changed)
     extra = changed / "three.yaml"
     extra.write_text("optimizer: {candidates: 3}\n")
     r = snakemake(changed, env=offline_env, extra_config=extra)
@@ -606,8 +614,7 @@ def user_repo(workdir, offline_env, reference_run, tmp_path_factory):
     shutil.rmtree(repo / "results")
     for folder in ("resources", "results"):
         shutil.copytree(workdir / folder, repo / folder, copy_function=os.link)
-    shutil.copytree(workdir / ".snakemake", repo / ".snakemake", ignore=shutil.ignore_patterns("locks", "log", "store"))
-    shutil.copytree(workdir / ".snakemake/glov/store", repo / ".snakemake/glov/store", copy_function=os.link)
+    copy_records(workdir, repo)
     shutil.copy2(workdir / "mlflow.db", repo / "mlflow.db")
     env = {**offline_env, "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "user", "GIT_AUTHOR_EMAIL": "user@example.org",
            "GIT_COMMITTER_NAME": "user", "GIT_COMMITTER_EMAIL": "user@example.org"}
