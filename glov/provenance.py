@@ -72,14 +72,28 @@ def files_digest(paths: Iterable[str | os.PathLike], root: str | os.PathLike | N
 
 def location_digest(location: str) -> str:
     """What a model at ``location`` is: a local folder's files (its records aside) or a local file
-    by content; a hub id or tag by its name only (a hub branch can move: pin a revision, or use a
-    local folder, where a key must follow the weights)."""
+    by content; a Hugging Face hub id by the commit the local hub cache holds for it (hashing the
+    cached files would read 16 GB per job; a commit names its files exactly); anything else (a hub
+    id not downloaded yet, an open_clip tag) by its name."""
     p = Path(location)
     if p.is_dir():
         return files_digest([f for f in p.rglob("*") if f.is_file() and f.name not in _SKIP and not f.name.startswith(".")], p)
     if p.is_file():
         return file_digest(p)
-    return f"id:{location}"
+    commit = hub_commit(location)
+    return f"hub:{location}@{commit}" if commit else f"id:{location}"
+
+
+def hub_commit(repo_id: str) -> str | None:
+    """The commit of ``repo_id`` that the local Hugging Face cache resolves its main branch to
+    (what ``from_pretrained(repo_id)`` loads), read from the cache alone: no network."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(repo_id, "config.json")
+    except Exception:  # not a hub id (an open_clip tag, a path): no commit
+        return None
+    return Path(found).parent.name if isinstance(found, str) else None
 
 
 @lru_cache(maxsize=1)

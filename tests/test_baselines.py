@@ -238,3 +238,22 @@ def test_a_rerun_computes_only_the_methods_it_has_not_finished_with_these_params
     run_baselines(changed, 0, "manifest.json", embeddings, {}, outputs)
     assert computed == ["s_temp"] and read_json(outputs["ds_temp"]) == ds_temp
     assert read_json(outputs["s_temp"])["templates"] == ["a picture of a {}."]
+
+
+def test_an_llm_baseline_computed_with_a_hub_llm_is_kept_under_the_commit_loaded(job_inputs, tmp_path, monkeypatch):  # noqa: F811
+    """As for GLOV's steps: the LLM's key part is taken again once the job has loaded (downloaded)
+    the hub model, so the next run restores the result."""
+    from glov.jobs import baselines as jobs
+
+    embed_images(job_inputs, "manifest.json", {"val": "val.pt", "test": "test.pt"})
+    embeddings = {s: f"{s}.pt" for s in ("train", "val", "test")}
+    cache, computed = {"commit": None}, []
+    monkeypatch.setattr(jobs, "llm_digest", lambda p: f"hub:org/llm@{cache['commit']}" if cache["commit"] else "id:org/llm")
+    monkeypatch.setattr(jobs, "load_llm", lambda p: cache.update(commit="c1"))
+    s_temp = jobs.BASELINES["s_temp"]
+    monkeypatch.setitem(jobs.BASELINES, "random_search", lambda inputs: computed.append(1) or inputs.llm() or s_temp(inputs))
+    out = tmp_path / "random_search.json"
+    for _ in range(2):
+        out.unlink(missing_ok=True)
+        run_baselines(job_inputs, 0, "manifest.json", embeddings, {}, {"random_search": out})
+    assert computed == [1] and cache["commit"] == "c1"

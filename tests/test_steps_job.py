@@ -131,3 +131,32 @@ def test_a_retrained_vlm_or_an_edited_description_recomputes_every_step(params, 
     prepare_dataset(described, "toy", "manifest.json")
     rerun(described)
     assert computed == [1, 2, 3, 4]
+
+
+def test_steps_computed_with_a_hub_llm_are_kept_under_the_commit_loaded(params, monkeypatch):
+    """A hub LLM not yet downloaded is known by its name when the job looks for its steps, and by
+    its commit once loaded: the steps are saved under the commit, so the next run restores them,
+    and a new commit downloaded later computes them again."""
+    import os
+
+    from glov.jobs import optimize
+
+    cache = {"commit": None}  # what the local hub cache holds
+    monkeypatch.setattr(optimize, "llm_digest", lambda p: f"hub:org/llm@{cache['commit']}" if cache["commit"] else "id:org/llm")
+    load = optimize.load_llm
+    monkeypatch.setattr(optimize, "load_llm", lambda p: cache.update(commit=cache["commit"] or "c1") or load(p))
+    computed = count_computed(monkeypatch)
+
+    def rerun():
+        for path in outputs("hub").values():
+            if os.path.exists(path):
+                os.remove(path)
+        return run_blocks(params, "hub", None)
+
+    first = rerun()
+    assert computed == [1, 2, 3, 4] and cache["commit"] == "c1"
+    computed.clear()
+    assert rerun() == first and computed == []  # saved under the commit loaded: all restored
+    cache["commit"] = "c2"
+    rerun()
+    assert computed == [1, 2, 3, 4]

@@ -66,3 +66,29 @@ def test_the_code_fingerprint_covers_package_data(tmp_path):
     meta = copy / "data" / "meta" / "eurosat.yaml"
     meta.write_text(meta.read_text().replace("description:", "description: edited,", 1))
     assert package_fingerprint(copy) != before
+
+
+def _hub_cache(root: Path, repo_id: str, commit: str) -> None:
+    """The Hugging Face cache's layout for ``repo_id`` with its main branch at ``commit``."""
+    repo = root / f"models--{repo_id.replace('/', '--')}"
+    (repo / "snapshots" / commit).mkdir(parents=True, exist_ok=True)
+    (repo / "snapshots" / commit / "config.json").write_text("{}")
+    (repo / "refs").mkdir(exist_ok=True)
+    (repo / "refs" / "main").write_text(commit)
+
+
+def test_a_hub_model_is_known_by_the_commit_its_local_cache_holds(tmp_path, monkeypatch):
+    """A hub id (the paper's LLM and LLaVA) keys results by the commit ``from_pretrained`` loads from
+    the local cache, so new weights pushed to the hub and downloaded are never served old results."""
+    from huggingface_hub import constants
+
+    from glov.provenance import location_digest
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    assert location_digest("org/model") == "id:org/model"  # not downloaded yet: its name only
+    _hub_cache(tmp_path / "hub", "org/model", "a" * 40)
+    assert location_digest("org/model") == f"hub:org/model@{'a' * 40}"
+    _hub_cache(tmp_path / "hub", "org/model", "b" * 40)  # the hub moved on and was downloaded again
+    assert location_digest("org/model") == f"hub:org/model@{'b' * 40}"
+    assert location_digest("openai") == "id:openai" and location_digest("not a/hub id") == "id:not a/hub id"

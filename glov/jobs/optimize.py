@@ -154,6 +154,8 @@ def run_steps(
                     clock = time.time()
                     llm = load_llm(params)
                     llm_load_s = time.time() - clock
+                    llm_weights.cache_clear()  # a hub model is known by commit once loaded (downloaded)
+                    keys.update({a: _step_key(params, dataset, a, seed, t, states[a], inputs, llm_weights) for a in todo})
                 chains = [(states[a], fitness, step_config(params, a, seed, llm.n_layers)) for a in todo]
                 records.update({a: record for a, (_, record) in zip(todo, step_chains(chains, llm, task))})
             for a in todo:
