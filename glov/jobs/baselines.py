@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import asdict, dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
@@ -18,8 +17,8 @@ from glov.embeddings import ImageEmbeddings
 from glov.io import read_json, write_json
 from glov.provenance import file_digest
 from glov.protocol import departures
-from glov.jobs.common import answering, base_prompt, dataset_params, llm_digest, llm_sampling, load_llm, track, vlm_digest
-from glov.jobs.embed import Scorer, image_paths
+from glov.jobs.common import LazyLLM, answering, base_prompt, dataset_params, llm_digest, llm_sampling, load_llm, track, vlm_digest
+from glov.jobs.embed import Scorer, image_paths, split_images_digest
 from glov.optimizer import Task
 from glov.jobs.evaluate import test_set_digest
 from glov.scoring import accuracy, class_means, correct_string, descriptor_logits
@@ -220,23 +219,20 @@ def run_baselines(
     trained = dict(trained or {})
     with track(params, f"baselines/{manifest['dataset']}/s{seed}", {"dataset": manifest["dataset"], "methods": methods, "seed": seed}) as tracker:
         scorer = Scorer(params, manifest)
-        llm = lru_cache(maxsize=None)(lambda: load_llm(params))
+        llm = LazyLLM(lambda: load_llm(params), lambda: llm_digest(params))
         texts = {style: read_json(path) for style, path in descriptions.items()}
         # once per job, not per method: what every method reads (the text tower's weights included)
         shared = [file_digest(path) for path in (manifest_path, *filter(None, embeddings.values()))] + [vlm_digest(params)]
         if answering(params):  # no embedding cache: the images themselves (the scorer answers on them)
-            from glov.jobs.optimize import split_images_digest
-
             shared += [split_images_digest(manifest, split) for split in ("train", "val", "test")]
         described = {style: file_digest(path) for style, path in descriptions.items()}
-        llm_weights = lru_cache(maxsize=1)(lambda: llm_digest(params))
 
         def key_of(method: str) -> str:
             style = DESCRIPTION_STYLE.get(method)
             return baseline_key(params, manifest["dataset"], method, seed, shared + ([described[style]] if style else [])
                                 + ([file_digest(RELEASED_PATH)] if method in RELEASED_METHODS else [])
                                 + ([file_digest(trained[method])] if method in trained else [])
-                                + ([llm_weights()] if method in LLM_METHODS else []))
+                                + ([llm.digest()] if method in LLM_METHODS else []))
 
         for method in methods:
             result = store.restore(outputs[method], key_of(method))
@@ -245,9 +241,7 @@ def run_baselines(
                 inputs = BaselineInputs(params, scorer, dict(embeddings), texts.get(DESCRIPTION_STYLE.get(method)), seed, llm, trained.get(method))
                 result = {"method": method, "dataset": manifest["dataset"], "seed": seed, **BASELINES[method](inputs)}
                 write_json(outputs[method], result)
-                if method in LLM_METHODS:
-                    llm_weights.cache_clear()  # a hub model is known by commit once loaded (downloaded)
-                store.save(outputs[method], key_of(method))
+                store.save(outputs[method], key_of(method))  # an LLM method's: the digest of the LLM it loaded
                 seconds = time.perf_counter() - started  # the log and MLflow only: results stay byte-identical
                 log.info("%s took %.1f s", method, seconds)
                 tracker.log_metrics({f"seconds/{method}": seconds})

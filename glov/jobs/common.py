@@ -9,7 +9,7 @@ import sys
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 # No torch at import: the Snakefile imports this module to plan (jobs import torch where they use it).
 from glov import config as C
@@ -187,6 +187,29 @@ def llm_digest(params: C.Params) -> str:
 
     spec = llm_spec(params)
     return location_digest(str(Path(spec.path) / spec.gguf_file) if spec.gguf_file and Path(spec.path).is_dir() else spec.path)
+
+
+class LazyLLM:
+    """A job's LLM, loaded on first call (a job whose results are all in the store never loads it),
+    and its weights' digest, a result-store key part (:func:`llm_digest`). The digest is taken again
+    once the LLM is loaded: a hub model not downloaded yet is known by its name before, by the commit
+    loaded after, so what the job computes is saved under the weights it was computed with."""
+
+    def __init__(self, load: Callable[[], HFLLM], digest: Callable[[], str]):
+        self._load, self._digest = load, digest
+        self._model: HFLLM | None = None
+        self._known: str | None = None
+        self.loaded = False
+
+    def __call__(self) -> HFLLM:
+        if not self.loaded:
+            self._model, self._known, self.loaded = self._load(), None, True
+        return self._model
+
+    def digest(self) -> str:
+        if self._known is None:
+            self._known = self._digest()
+        return self._known
 
 
 def answering(params: C.Params) -> bool:

@@ -25,6 +25,13 @@ log = logging.getLogger(__name__)
 def image_paths(manifest: dict, split: str) -> list[str]:
     return [p for p, _ in manifest["splits"][split]]
 
+def split_images_digest(manifest: dict, split: str) -> str:
+    """The content of a split's images (an answering VLM's inputs, which no embedding cache covers)."""
+    from glov.provenance import files_digest
+
+    root = Path(manifest["image_root"])
+    return files_digest([root / p for p in image_paths(manifest, split)], root)
+
 def embed_split(params: C.Params, vlm: VLM, manifest: dict, split: str) -> ImageEmbeddings:
     paths = image_paths(manifest, split)
     root = Path(manifest["image_root"])

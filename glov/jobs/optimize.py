@@ -7,7 +7,6 @@ import logging
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
-from functools import lru_cache
 from typing import Callable, Mapping, Sequence
 
 from tqdm import tqdm
@@ -16,8 +15,8 @@ from glov import config as C
 from glov.data import get_dataset_spec
 from glov.generation import CACHED, RECOMPUTED
 from glov.io import read_json, write_json
-from glov.jobs.common import answering, base_prompt, dataset_params, llm_digest, llm_sampling, load_llm, process_start, track, vlm_digest
-from glov.jobs.embed import Scorer
+from glov.jobs.common import LazyLLM, answering, base_prompt, dataset_params, llm_digest, llm_sampling, load_llm, process_start, track, vlm_digest
+from glov.jobs.embed import Scorer, split_images_digest
 from glov.optimizer import StepConfig, Task, init_state
 from glov.optimizer.parse import MAX_CHARS
 from glov.official import CLIP, LLAVA, Wording, wording
@@ -61,15 +60,6 @@ def step_inputs(params: C.Params, manifest_path: str | Path, train_emb: str | Pa
     if not train_emb:  # an answering VLM reads the fitness images themselves: their content, not just their names
         inputs["train_images"] = split_images_digest(read_json(manifest_path), "train")
     return inputs
-
-
-def split_images_digest(manifest: dict, split: str) -> str:
-    """The content of a split's images (an answering VLM's inputs, which no embedding cache covers)."""
-    from glov.jobs.embed import image_paths
-    from glov.provenance import files_digest
-
-    root = Path(manifest["image_root"])
-    return files_digest([root / p for p in image_paths(manifest, split)], root)
 
 
 def _step_key(params: C.Params, dataset: str, alpha: float, seed: int, step_index: int, previous: State | None,
@@ -135,14 +125,14 @@ def run_steps(
     started = time.time()
     with track(params, name, {"dataset": dataset, "alphas": alphas, "seed": seed, "steps": list(steps)}) as tracker:
         fitness = Scorer(params, manifest).fitness("train", train_emb)
-        store, llm, restored, llm_load_s = ResultStore(), None, 0, 0.0
+        store, restored, llm_load_s = ResultStore(), 0, 0.0
+        llm = LazyLLM(lambda: load_llm(params), lambda: llm_digest(params))
         loaded = time.time()
         task = task_of(params, dataset, manifest["description"])
         inputs = step_inputs(params, manifest_path, train_emb, task)
-        llm_weights = lru_cache(maxsize=1)(lambda: llm_digest(params))
         states: dict[float, State | None] = {a: State.from_dict(read_json(previous[a])["state"]) if steps[0] else None for a in alphas}
         for t in tqdm(steps, desc=f"GLOV {dataset} s{seed}", unit="step"):
-            keys = {a: _step_key(params, dataset, a, seed, t, states[a], inputs, llm_weights) for a in alphas}
+            keys = {a: _step_key(params, dataset, a, seed, t, states[a], inputs, llm.digest) for a in alphas}
             records = {a: store.restore(outputs[a, t], keys[a]) for a in alphas}
             todo = [a for a in alphas if records[a] is None]
             restored += len(alphas) - len(todo)
@@ -150,14 +140,13 @@ def run_steps(
                 base = start(params, fitness)[1]  # the same for every alpha
                 records.update({a: base for a in todo})
             elif todo:
-                if llm is None:
+                if not llm.loaded:
                     clock = time.time()
-                    llm = load_llm(params)
+                    llm()
                     llm_load_s = time.time() - clock
-                    llm_weights.cache_clear()  # a hub model is known by commit once loaded (downloaded)
-                    keys.update({a: _step_key(params, dataset, a, seed, t, states[a], inputs, llm_weights) for a in todo})
-                chains = [(states[a], fitness, step_config(params, a, seed, llm.n_layers)) for a in todo]
-                records.update({a: record for a, (_, record) in zip(todo, step_chains(chains, llm, task))})
+                    keys.update({a: _step_key(params, dataset, a, seed, t, states[a], inputs, llm.digest) for a in todo})  # keyed by the LLM loaded
+                chains = [(states[a], fitness, step_config(params, a, seed, llm().n_layers)) for a in todo]
+                records.update({a: record for a, (_, record) in zip(todo, step_chains(chains, llm(), task))})
             for a in todo:
                 write_json(outputs[a, t], records[a])
                 store.save(outputs[a, t], keys[a])
