@@ -23,6 +23,7 @@ from typing import Any, Iterator
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 _DEFERRED: ContextVar[bool] = ContextVar("glov_io_deferred_sync", default=False)
+_SYNCED_AT_END: ContextVar[frozenset[int]] = ContextVar("glov_io_synced_devices", default=frozenset())  # enclosing blocks' file systems
 
 
 @contextmanager
@@ -68,13 +69,19 @@ def _fsync_folder(folder: Path) -> None:
 def synced_at_end(folder: str | os.PathLike) -> Iterator[None]:
     """Atomic writes in the block skip their own flushes; leaving it without an error syncs the file
     system of ``folder`` once, which makes them all durable. For outputs that only count once their
-    job has ended: a crash before then reruns the job (Snakemake marks it incomplete)."""
-    token = _DEFERRED.set(True)
+    job has ended: a crash before then reruns the job (Snakemake marks it incomplete). Inside a
+    block that syncs the same file system when it ends (an export inside :func:`atomic_dir`), that
+    block's sync serves both."""
+    device = os.stat(folder).st_dev
+    enclosing = _SYNCED_AT_END.get()
+    tokens = _DEFERRED.set(True), _SYNCED_AT_END.set(enclosing | {device})
     try:
         yield
     finally:
-        _DEFERRED.reset(token)
-    _syncfs(folder)
+        _DEFERRED.reset(tokens[0])
+        _SYNCED_AT_END.reset(tokens[1])
+    if device not in enclosing:
+        _syncfs(folder)
 
 
 def _syncfs(folder: str | os.PathLike) -> None:
@@ -112,7 +119,7 @@ def write_torch(path: str | os.PathLike, obj: Any) -> None:
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     with atomic_path(path) as tmp:
-        tmp.write_bytes(buffer.getvalue())
+        tmp.write_bytes(buffer.getbuffer())
 
 
 def download(url: str, timeout: float = 30) -> bytes:
@@ -151,8 +158,8 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
         shutil.rmtree(partial)
     partial.mkdir(parents=True)
     try:
-        yield partial
-        _syncfs(partial)  # every file of the folder on disk before the name says it is complete
+        with synced_at_end(partial):  # every file of the folder on disk before the name says it is complete
+            yield partial
         if target.exists():
             shutil.rmtree(target)
         os.replace(partial, target)

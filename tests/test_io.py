@@ -138,3 +138,18 @@ def test_torch_files_have_the_same_bytes_for_the_same_content(tmp_path):
     write_torch(tmp_path / "b.pt", obj)
     assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()
     assert torch.equal(torch.load(tmp_path / "a.pt", weights_only=True)["w"], obj["w"])
+
+
+def test_a_folder_built_aside_is_synced_once_however_its_writes_nest(tmp_path, calls, monkeypatch):
+    """atomic_dir syncs its file system once before the rename: the writes inside it (a model's
+    files, an export's record) skip their own flushes, and an export's own synced_at_end block
+    inside it leaves the sync to atomic_dir. Outside the blocks, writes flush one by one again."""
+    synced = []
+    monkeypatch.setattr(io, "_syncfs", lambda folder: synced.append(folder.name))
+    with io.atomic_dir(tmp_path / "task") as work:
+        with io.synced_at_end(work):
+            write_json(work / "cat" / "1.json", 1)
+        write_json(work / "export.json", {})
+    assert [c[0] for c in calls] == ["rename", "rename", "rename", "fsync"]  # two files, the folder, the folder's parent
+    assert synced == [".task.partial"] and io._DEFERRED.get() is False
+    assert sorted(p.name for p in (tmp_path / "task").rglob("*.json")) == ["1.json", "export.json"]
