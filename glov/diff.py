@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import subprocess
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -89,25 +90,40 @@ def _from_result_files(root: Path, raw_params: Mapping[str, Any]) -> Correct | N
     return read_correctness(correctness_file(records)) or None
 
 
-def _dvc_cached(repo: Path, commit: str, path: str) -> str | None:
-    """The content of output ``path`` as ``dvc.lock`` at ``commit`` records it, from the local DVC cache."""
-    lock = yaml.safe_load(_git(repo, "show", f"{commit}:dvc.lock") or "") or {}
+def _commit(repo: Path, ref: str) -> str:
+    """The commit of a DVC experiment name or a git revision; empty when ``ref`` is neither."""
+    return _experiment_commit(repo, ref) or (_git(repo, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}") or "").strip()
+
+
+def _dvc_lock(repo: Path, commit: str) -> dict:
+    """``dvc.lock`` as ``commit`` holds it ({} without one)."""
+    return yaml.safe_load(_git(repo, "show", f"{commit}:dvc.lock") or "") or {}
+
+
+def _dvc_cache_file(repo: Path, md5: str) -> Path:
+    """Where the local DVC cache keeps the content with this md5."""
+    return repo / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
+
+
+def _dvc_cached(repo: Path, lock: dict, path: str) -> str | None:
+    """The content of output ``path`` as ``lock`` (:func:`_dvc_lock`) records it, from the local DVC cache."""
     for stage in (lock.get("stages") or {}).values():
         for out in stage.get("outs") or []:
             if out.get("path") == path and out.get("md5"):
-                blob = repo / ".dvc" / "cache" / "files" / "md5" / out["md5"][:2] / out["md5"][2:]
+                blob = _dvc_cache_file(repo, out["md5"])
                 return blob.read_text() if blob.is_file() else None
     return None
 
 
 def _from_revision(repo: Path, ref: str) -> Snapshot:
-    commit = _experiment_commit(repo, ref) or (_git(repo, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}") or "").strip()
+    commit = _commit(repo, ref)
     if not commit:
         raise DiffError(
             f"{ref!r} is neither a results directory, a git revision nor a DVC experiment of {repo.resolve()} "
             "(list them with `git log --oneline` and `dvc exp show`)"
         )
-    metrics = _dvc_cached(repo, commit, "results/metrics.json") or _git(repo, "show", f"{commit}:results/metrics.json")
+    lock = _dvc_lock(repo, commit)
+    metrics = _dvc_cached(repo, lock, "results/metrics.json") or _git(repo, "show", f"{commit}:results/metrics.json")
     if metrics is None:
         raise DiffError(
             f"revision {ref} ({commit[:7]}) records no results/metrics.json in this clone's DVC cache: results are "
@@ -115,7 +131,7 @@ def _from_revision(repo: Path, ref: str) -> Snapshot:
             "`dvc exp show`), or compare two results directories"
         )
     params = _git(repo, "show", f"{commit}:params.yaml")
-    correct = _dvc_cached(repo, commit, "results/correct.json")
+    correct = _dvc_cached(repo, lock, "results/correct.json")
     return Snapshot(f"{ref} ({commit[:7]})", json.loads(metrics), yaml.safe_load(params or "") or {},
                     read_correctness(json.loads(correct)) if correct else None)
 
@@ -187,6 +203,13 @@ def _resamples(a: Snapshot, b: Snapshot) -> int:
         value = (params.get("ablation") or {}).get("bootstrap")
         if isinstance(value, int) and value > 0:
             return value
+    return _default_resamples()
+
+
+@lru_cache(maxsize=1)
+def _default_resamples() -> int:
+    """The schema's default ``ablation.bootstrap`` (building the default params validates them all:
+    once per process, not once per table the diff prints)."""
     from glov import config as C
 
     return C.from_dict({}).ablation.bootstrap

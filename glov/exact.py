@@ -22,9 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
-
-from glov.diff import DiffError, _experiment_commit, _git, params_diff
+from glov.diff import DiffError, _commit, _dvc_cache_file, _dvc_lock, params_diff
 from glov.io import file_digest
 from glov.paths import RUN_DIR
 
@@ -68,15 +66,15 @@ def _dvc_entries(repo: Path, out: Mapping[str, Any]) -> dict[str, str]:
     path, md5 = out["path"], out.get("md5", "")
     if not md5.endswith(".dir"):
         return {path: md5}
-    listing = repo / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
+    listing = _dvc_cache_file(repo, md5)
     if not listing.is_file():
         return {path: md5}  # not cached (the work itself: cache false): its folder hash only
     return {f"{path}/{e['relpath']}": e["md5"] for e in json.loads(listing.read_text())}
 
 
 def revision_run(repo: Path, ref: str) -> Run:
-    commit = _experiment_commit(repo, ref) or (_git(repo, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}") or "").strip()
-    lock = yaml.safe_load(_git(repo, "show", f"{commit}:dvc.lock") or "") if commit else None
+    commit = _commit(repo, ref)
+    lock = _dvc_lock(repo, commit) if commit else None
     if not lock:
         raise DiffError(f"{ref!r} is neither a results directory nor a revision or DVC experiment with a dvc.lock in {repo.resolve()}")
     files: dict[str, str] = {}

@@ -54,6 +54,7 @@ def minilm_model_cfg(image_size: int = 32, patch_size: int = 8, width: int = 192
     }
 
 
+WEIGHTS = "open_clip_model.safetensors"  # open_clip's local-dir weights file
 HF_TEXT_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
 
 
@@ -77,7 +78,7 @@ def save_open_clip_dir(model: torch.nn.Module, model_cfg: dict, out_dir: str | P
         here = project_path(final_dir or out)
         model_cfg = {**model_cfg, "text_cfg": {**model_cfg["text_cfg"], "hf_model_name": here, "hf_tokenizer_name": here}}
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    with atomic_path(out / "open_clip_model.safetensors") as tmp:
+    with atomic_path(out / WEIGHTS) as tmp:
         save_file(state, str(tmp))
     with atomic_path(out / "open_clip_config.json") as tmp:
         tmp.write_text(json.dumps({"model_cfg": model_cfg, "preprocess_cfg": {}}, indent=2, sort_keys=True))
@@ -91,7 +92,7 @@ def init_minilm(out_dir: str | Path, seed: int) -> tuple[torch.nn.Module, dict]:
     cfg = minilm_model_cfg()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "open_clip_model.safetensors").unlink(missing_ok=True)  # local-dir would load old weights
+    (out / WEIGHTS).unlink(missing_ok=True)  # local-dir would load old weights
     (out / "open_clip_config.json").write_text(json.dumps({"model_cfg": cfg, "preprocess_cfg": {}}))
     torch.manual_seed(seed)
     return open_clip.create_model(f"local-dir:{out}", pretrained_text=True), cfg
@@ -217,7 +218,11 @@ def train_image_tower(
 
 
 TRAINING_RECORD = "training.json"  # written last: a model folder without it was never finished
-WEIGHTS = "open_clip_model.safetensors"
+
+
+def trained(folder: Path) -> bool:
+    """Whether a lab VLM's folder was finished: its training record is written last."""
+    return (folder / TRAINING_RECORD).exists()
 
 
 def weights_record(folder: Path) -> dict:

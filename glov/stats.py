@@ -69,9 +69,10 @@ class Side:
             raise ValueError(f"a fixed side has one result, not {len(self.results)}")
 
 
-def side(records: Mapping[int, Mapping], fixed: bool = False) -> Side:
-    """A :class:`Side` from result records (``test_correct``, ``test_set``), keyed by seed."""
-    return Side({int(s): (r["test_correct"], r["test_set"]) for s, r in records.items()}, fixed)
+def side(records: Mapping[int, Mapping]) -> Side:
+    """A :class:`Side` from result records (``test_correct``, ``test_set``), keyed by seed
+    (a fixed side, a method without randomness: :func:`method_side`)."""
+    return Side({int(s): (r["test_correct"], r["test_set"]) for s, r in records.items()})
 
 
 def method_side(method: str, results: Mapping[int, tuple[str, str]]) -> Side | None:

@@ -50,12 +50,12 @@ class ResultStore:
         self.root = Path(root)
 
     def _dir(self, output: str | Path) -> Path:
-        """Mirrors the output's path (a hash for one outside the working directory)."""
-        absolute = Path(os.path.abspath(output))
-        try:
-            relative = absolute.relative_to(Path.cwd())
-        except ValueError:
-            relative = Path(hashlib.sha256(str(absolute).encode()).hexdigest()[:16])
+        """Mirrors the output's path in the project (a hash for one outside it)."""
+        from glov.paths import project_path
+
+        relative = Path(project_path(output))
+        if relative.is_absolute():
+            relative = Path(hashlib.sha256(str(relative).encode()).hexdigest()[:16])
         return self.root / relative.with_suffix("")
 
     def restore(self, output: str | Path, key: str) -> dict | None:

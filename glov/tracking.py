@@ -86,11 +86,11 @@ def _retry(fn: Callable[[], T], tries: int = 6) -> T:
     raise AssertionError("unreachable")
 
 
-def best_effort(what: str, fn: Callable[[], T]) -> T | None:
-    """Run one tracking call; if it still fails after the retries, log a warning and return None.
+def best_effort(what: str, fn: Callable[[], T], tries: int = 6) -> T | None:
+    """Run one tracking call; if it still fails after ``tries``, log a warning and return None.
     Tracking records work; it must never undo it."""
     try:
-        return _retry(fn)
+        return _retry(fn, tries)
     except Exception as exc:
         log.warning("MLflow: could not %s (ignored, the job's result stands): %s", what, exc)
         return None
@@ -188,7 +188,8 @@ def _open_run(name: str, params: Mapping[str, Any], experiment: str, root: str |
     are only a warning."""
     try:
         client, exp_id = _client_and_experiment(experiment, root)
-        if workflow and (orphans := best_effort("close orphaned runs", lambda: close_orphaned_runs(client, exp_id))):
+        # tries=1: close_orphaned_runs retries each of its own calls
+        if workflow and (orphans := best_effort("close orphaned runs", lambda: close_orphaned_runs(client, exp_id), tries=1)):
             log.warning("marked %d MLflow run(s) of a killed invocation as KILLED", len(orphans))
         tags = _run_tags(name, params, root)
         if not workflow and os.environ.get(PARENT_ENV):

@@ -85,12 +85,12 @@ class VLM:
 def check_local_model(folder: Path, built: str = "") -> None:
     """A local open_clip folder must hold a model; one the workflow builds (``built``: the lab VLM)
     also its training record, written last: without it the build was stopped half-way."""
-    from glov.lab_vlm import TRAINING_RECORD
+    from glov.lab_vlm import TRAINING_RECORD, trained
 
     rebuild = "it is built by the workflow (rule train_lab_vlm): delete the folder and run `snakemake --cores all`"
     if not (folder / "open_clip_config.json").exists():
         raise VLMError(f"no open_clip model at {folder}: " + (rebuild if built else "put open_clip_config.json and open_clip_model.safetensors there"))
-    if built and not (folder / TRAINING_RECORD).exists():
+    if built and not trained(folder):
         raise VLMError(f"the model at {folder} was never finished (it has no {TRAINING_RECORD}: a run was stopped while building it); {rebuild}")
 
 

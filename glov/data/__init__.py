@@ -121,10 +121,15 @@ def load_pools(spec: DatasetSpec, root: str | Path, naming: Naming = normalise_c
     location = spec.location(root)
     if not location.is_dir():
         raise DataError(missing_dataset_message(spec, location))
-    if spec.bundled and not (location / EXPORT_RECORD).exists():
+    if not export_finished(spec, location):
         raise DataError(f"{location} was never finished (no {EXPORT_RECORD}: an export was stopped half-way); delete the folder "
                         "and run `snakemake --cores all` (rule export_bundled_dataset writes it again)")
     return LAYOUTS[spec.layout](spec, location, naming)
+
+
+def export_finished(spec: DatasetSpec, location: Path) -> bool:
+    """A lab task's folder counts once its record is written (last); a folder of your own data always."""
+    return not spec.bundled or (location / EXPORT_RECORD).exists()
 
 
 def missing_dataset_message(spec: DatasetSpec, location: Path) -> str:

@@ -281,4 +281,5 @@ def installed_dir(package: DebianPackage, sources_dir: Path = SOURCES_DIR) -> Pa
 
 
 def fetch_all(sources_dir: Path = SOURCES_DIR, given: Iterable[Path] = ()) -> list[Path]:
-    return [fetch_debian(p, sources_dir, list(given)) for p in DEBIAN.values()]
+    given = list(given)  # once: every package looks through the same paths
+    return [fetch_debian(p, sources_dir, given) for p in DEBIAN.values()]

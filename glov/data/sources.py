@@ -39,7 +39,7 @@ from glov.data import DataError
 from glov.data import glyphs as G
 from glov.data.captions import Words, context_captions
 from glov.data.debian import DEBIAN, SOURCES_DIR, installed_dir
-from glov.io import atomic_path, synced_at_end
+from glov.io import atomic_path, sha256_bytes, synced_at_end
 
 HELD_OUT_FRACTION = {"animal_mnist": 0.3, "fashion_mnist": 0.3, "clipart": 0.5, "glyphs": 0.5}  # by content hash; tasks draw only here
 SOURCES_VERSION = 2  # bump when a source's images, captions or split change: rules that read sources rerun (a params change)
@@ -140,7 +140,7 @@ def _pinned_pickle(path: Path) -> object:
         raw = path.read_bytes()
     except OSError as exc:
         raise DataError(f"cannot read {path} ({exc.strerror or exc}); {fix}") from None
-    digest = hashlib.sha256(raw).hexdigest()
+    digest = sha256_bytes(raw)
     if digest != sha256:
         raise DataError(f"{path} has sha256 {digest}, expected {sha256}: it is not the file of {ANIMAL_MNIST_WHEEL} and is not "
                         f"unpickled (unpickling can run code); {fix}")

@@ -17,7 +17,7 @@ from glov.llm import LLM, Request, Sampling, Steer, row_seed
 from glov.official import Wording
 from glov.protocol import CLEAN, OFFICIAL
 from glov.optimizer.parse import MAX_CHARS, Parsed, parse_official, parse_official_question, parse_question, parse_template
-from glov.optimizer.prompts import (QUESTION, TEMPLATE, display, meta_prompt, official_meta_prompt,
+from glov.optimizer.prompts import (QUESTION, TEMPLATE, display, meta_prompt, official_meta_prompt, to_display,
                                     ranked)
 from glov.optimizer.state import Candidate, Guidance, State
 
@@ -117,9 +117,8 @@ def score_completions(
         if parsed.template is None:
             failures += 1
             if keep_invalid and kind == TEMPLATE:
-                text = (parsed.shown or "").replace("<category>", "{}") if official_parser else ""
-                add(text, parsed.shown if official_parser and parsed.shown != text else None,
-                    {"raw": raw, "status": "scored_invalid", "reason": parsed.reason})
+                # the released parser's text as it is (it holds no <category>: it would have parsed)
+                add((parsed.shown or "") if official_parser else "", None, {"raw": raw, "status": "scored_invalid", "reason": parsed.reason})
             else:
                 records.append({"raw": raw, "status": "invalid", "reason": parsed.reason})
             continue
@@ -142,10 +141,11 @@ class Proposal:
     steering: dict
 
 
-def shown(template: str, history: Sequence[Candidate]) -> str:
+def shown(template: str, state: State) -> str:
     """What the LLM was shown for a template of the history (the official steering vector is built
     from that text, as the released code keeps it)."""
-    return next((display(c) for c in history if c.template == template), template.replace("{}", "<category>"))
+    known = state.seen(template)
+    return display(known) if known is not None else to_display(template)
 
 
 def candidate_seeds(seed: int, dataset: str, step_index: int, n: int) -> tuple[int, ...]:
@@ -167,7 +167,7 @@ def propose(state: State, llm: LLM, task: Task, cfg: StepConfig) -> Proposal:
     if cfg.alpha > 0 and state.guidance is not None:
         positive, negative = state.guidance.positive, state.guidance.negative
         if cfg.official_vector:
-            vector = llm.official_difference(shown(positive, state.history), shown(negative, state.history), cfg.layer)
+            vector = llm.official_difference(shown(positive, state), shown(negative, state), cfg.layer)
         else:
             vector = llm.mean_hidden(positive, cfg.layer) - llm.mean_hidden(negative, cfg.layer)
         steer = Steer(vector, cfg.alpha, cfg.semantics, cfg.compound)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from glov.optimizer.prompts import PLACEHOLDER
+from glov.optimizer.prompts import PLACEHOLDER, to_display
 
 MAX_CHARS = 200
 _PLACEHOLDER = re.compile(r"[<\[{(]\s*(category|class|class ?name|label|object)\s*[>\]})]", re.IGNORECASE)
@@ -95,7 +95,7 @@ def parse_official(completion: str) -> Parsed:
     ``{}`` is no template (the official handling of invalid candidates scores it all the same)."""
     text = official_line(completion)
     template = text.replace(PLACEHOLDER, "{}")
-    shown = text if text != template.replace("{}", PLACEHOLDER) else None
+    shown = text if text != to_display(template) else None
     return Parsed(template, shown=shown) if "{}" in template else Parsed(None, "no {} placeholder", shown=text)
 
 
